@@ -1,0 +1,248 @@
+"""The JSON document a scan becomes in Hazelcast, and the pure helpers that shape it.
+
+A document is one JSON object (see ``docs/scan-format.md``)::
+
+    {"scan_number": 4228, "timestamp": "2024-05-01T12:00:00.000000Z", "asset_count": 400,
+     <other scan-level metadata, in file order>,
+     ["metadata": {<metadata keys that collide with the names above>},]
+     "assets": ["ASSET0001", ...], "columns": {"eigenvalue": [...], ...},
+     "bridge": {"pushed_at": "...Z", "file": "/data/scans/...", "lag_s": 0.123, "bridge_version": "0.1.0"}}
+
+The reader serialises everything but the ``bridge`` block once, when it reads the file
+(:func:`encode_body`); :func:`document_json` splices the bridge block in at push time, so a retried
+or re-pushed scan never serialises its columns again.
+
+Choices, all documented in ``docs/scan-format.md``:
+
+* Timestamps are always ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: UTC, a ``Z`` suffix (what Java's
+  ``Instant.parse``, JavaScript's ``Date`` and Python's ``fromisoformat`` all read), and always six
+  fractional digits, so the text has one fixed shape. Nanoseconds are truncated to microseconds.
+* Scan-level metadata keys named like a reserved top-level key (:data:`RESERVED_KEYS`) are not
+  dropped and do not make the scan invalid: they move, unchanged, into a ``"metadata"`` object.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from importlib import metadata as _importlib_metadata
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from .scanfile import ScanRecord
+
+try:
+    BRIDGE_VERSION: str = _importlib_metadata.version("scan-bridge")
+except _importlib_metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    BRIDGE_VERSION = "0.1.0"
+
+#: Top-level keys the bridge writes itself. A scan metadata key with one of these names goes under
+#: ``"metadata"`` instead (``scan_number`` and ``timestamp`` are consumed, normalised, as the scan's own).
+RESERVED_KEYS: frozenset[str] = frozenset({"asset_count", "assets", "columns", "bridge", "metadata"})
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INTEGER_TEXT = re.compile(r"[+]?\d+")
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+#: orjson options for the body: naive datetimes are UTC, written with ``Z``; numpy arrays (the reader's
+#: fast path for numeric columns when numpy is installed) are written from their buffers.
+ORJSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
+
+
+def format_timestamp(value: datetime) -> str:
+    """``2024-05-01T12:00:00.000000Z``: the one shape every timestamp the bridge writes has (naive means UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    else:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: object) -> datetime:
+    """A scan timestamp as a tz-aware UTC datetime.
+
+    Accepts a ``datetime`` (naive means UTC), a ``date`` (midnight UTC), epoch seconds as ``int`` or
+    ``float`` (or text holding such a number), and ISO-8601 text (``Z`` or any offset; naive means UTC).
+    Raises ``ValueError`` with a short reason for anything else (bools, NaN, out-of-range numbers, other text).
+    """
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{value!r} is not a timestamp")
+    if isinstance(value, (int, float)):
+        return _from_epoch_seconds(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMBER_TEXT.fullmatch(text):
+            return _from_epoch_seconds(float(text) if any(c in text for c in ".eE") else int(text))
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither ISO-8601 nor epoch seconds") from None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise ValueError(f"{type(value).__name__} {value!r} is not a timestamp")
+
+
+def _from_epoch_seconds(seconds: float) -> datetime:
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise ValueError(f"{seconds!r} is not a timestamp")
+    try:
+        if isinstance(seconds, int):
+            return EPOCH + timedelta(seconds=seconds)
+        return EPOCH + timedelta(microseconds=round(seconds * 1_000_000))
+    except OverflowError:
+        raise ValueError(f"epoch seconds {seconds!r} out of range") from None
+
+
+def timestamp_from_epoch(value: int, unit: str) -> datetime:
+    """An Arrow timestamp's stored integer (``unit`` one of s/ms/us/ns since the epoch) as a UTC datetime.
+
+    Arrow stores instants since the Unix epoch whatever the column's time zone, and a column without
+    one holds wall-clock times that the scan contract defines as UTC, so both read the same way.
+    Nanoseconds are truncated (towards the past) to microseconds.
+    """
+    if unit == "s":
+        micros = value * 1_000_000
+    elif unit == "ms":
+        micros = value * 1_000
+    elif unit == "us":
+        micros = value
+    elif unit == "ns":
+        micros = value // 1_000
+    else:
+        raise ValueError(f"unknown timestamp unit {unit!r}")
+    try:
+        return EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise ValueError(f"timestamp {value} {unit} out of range") from None
+
+
+def parse_scan_number(value: object) -> int:
+    """A scan number: a non-negative integer, given as int, integral float or decimal text."""
+    number: int
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{value!r} is not an integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{value!r} is not an integer")
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        raise ValueError(f"{value!r} is not an integer")
+    if number < 0:
+        raise ValueError(f"{number} is negative")
+    return number
+
+
+def decode_metadata_value(raw: bytes) -> Any:
+    """A schema metadata value: decoded as JSON where the whole value parses, else the UTF-8 text.
+
+    ``b'42'`` → 42, ``b'{"a": 1}'`` → dict, ``b'"x"'`` → ``"x"``, ``b'2024-05-01T12:00:00Z'`` and
+    ``b'BULL'`` → unchanged text, ``b'NaN'`` → ``"NaN"`` (not JSON). Bytes that are not UTF-8 are
+    decoded with U+FFFD replacement characters.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, Any]:
+    """Schema key/value metadata as a dict of decoded values, in file order."""
+    if not raw:
+        return {}
+    return {key.decode("utf-8", errors="replace"): decode_metadata_value(value) for key, value in raw.items()}
+
+
+def _default(value: Any) -> Any:
+    """orjson fallback for values a column's ``to_pylist`` can hold and JSON has no type for."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return str(value)  # lossless; a float would round prices and sizes
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        import base64
+
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, tuple):  # named tuples (e.g. Arrow's MonthDayNano): orjson takes plain tuples only
+        return list(value)
+    return str(value)  # anything else exotic: its text rather than losing the scan
+
+
+def encode_body(
+    scan_number: int,
+    timestamp: datetime,
+    assets: list[str],
+    columns: Mapping[str, Sequence[Any]],
+    metadata: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The document without its ``bridge`` block, as JSON bytes (an object: starts ``{``, ends ``}``).
+
+    ``metadata`` is the scan-level metadata other than ``scan_number`` and ``timestamp``; keys in
+    :data:`RESERVED_KEYS` go under ``"metadata"``. ``columns`` must already hold JSON-ready values
+    aligned with ``assets``. Raises ``ValueError`` when a value cannot be serialised.
+    """
+    document: dict[str, Any] = {
+        "scan_number": scan_number,
+        "timestamp": format_timestamp(timestamp),
+        "asset_count": len(assets),
+    }
+    moved: dict[str, Any] = {}
+    for key, value in (metadata or {}).items():
+        if key in RESERVED_KEYS:
+            moved[key] = value
+        elif key not in document:  # scan_number / timestamp: the normalised value above wins
+            document[key] = value
+    if moved:
+        document["metadata"] = moved
+    document["assets"] = assets
+    document["columns"] = columns
+    try:
+        return orjson.dumps(document, default=_default, option=ORJSON_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"cannot serialise the scan as JSON: {exc}") from None
+
+
+def _path_text(path: os.PathLike[str] | str) -> str:
+    # Non-UTF-8 file names hold lone surrogates in Python, which JSON cannot carry.
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+def bridge_block(record: ScanRecord, pushed_at: datetime) -> dict[str, Any]:
+    """The ``bridge`` block: when the bridge pushed the scan, from which file, and how late.
+
+    ``lag_s`` is ``pushed_at`` minus the scan's ``timestamp`` in seconds (microsecond resolution);
+    it is negative when the scanner's clock runs ahead of the bridge's.
+    """
+    pushed = parse_timestamp(pushed_at)
+    return {
+        "pushed_at": format_timestamp(pushed),
+        "file": _path_text(record.path),
+        "lag_s": round((pushed - record.timestamp).total_seconds(), 6),
+        "bridge_version": BRIDGE_VERSION,
+    }
+
+
+def document_json(record: ScanRecord, pushed_at: datetime) -> str:
+    """The full document text: the record's body with the ``bridge`` block spliced in before its closing brace.
+
+    ``pushed_at`` should be tz-aware; a naive one is taken as UTC.
+    """
+    body = record.body_json
+    if not body.endswith(b"}"):
+        raise ValueError("body_json is not a JSON object")
+    bridge = orjson.dumps(bridge_block(record, pushed_at))
+    return (body[:-1] + b',"bridge":' + bridge + b"}").decode("utf-8")
+

@@ -1,0 +1,486 @@
+"""The bridge: every complete Arrow scan in the watched folder goes into Hazelcast, none is lost.
+
+Shape (after honcho's manager): the file watcher, the Hazelcast lifecycle listener, the connector
+thread and the signal handlers only put typed messages on one queue; a single loop reads them and
+decides. Nothing else touches the bridge's state, so there are no locks and the order of events
+is the order of decisions.
+
+Why nothing is lost: files on disk are the source of truth, and every write is idempotent (history
+is keyed by scan number). On start and after every reconnect the bridge *reconciles*: it lists the
+newest files (as many as history retains), pushes the ones Hazelcast lacks, oldest first, batched.
+While the cluster is away the bridge keeps watching but pushes nothing; the reconcile on return
+catches up. A ``kill -9`` at any moment therefore costs at most a second push of the same scans.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .discovery import iter_newest, newest_files, scan_number_from_name
+from .logs import fields, setup_logging
+from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanRecord, read_scan
+from .settings import BridgeSettings, describe_validation_error
+from .sink import ScanSink, SinkUnavailable
+from .watcher import DirSeen, FileSeen, ScanWatcher
+
+log = logging.getLogger("scan_bridge.service")
+
+RESCAN_INTERVAL_S = 60.0  # safety net for lost file events (inotify queue overflow, missed polls)
+RESCAN_FILES = 50
+RETRY_FIRST_S = 0.01
+RETRY_MAX_S = 0.25
+REMEMBERED_PATHS = 200_000
+SHUTDOWN_DEADLINE_S = 4.5
+
+
+# -- messages on the loop's queue ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SinkReady:
+    sink: ScanSink
+
+
+@dataclass(frozen=True, slots=True)
+class SinkFailed:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """A lifecycle state of the Hazelcast client: CONNECTED, DISCONNECTED, SHUTDOWN, ..."""
+
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reason: str
+
+
+Message = FileSeen | DirSeen | SinkReady | SinkFailed | ClusterState | Stop
+
+
+@dataclass(slots=True)
+class _Pending:
+    first_seen: float
+    next_try: float
+    delay: float = RETRY_FIRST_S
+
+
+@dataclass(slots=True)
+class Counters:
+    pushed_total: int = 0
+    rejected_total: int = 0
+    pushed_since_summary: int = 0
+    rejected_since_summary: int = 0
+    catchups: int = 0
+
+
+class Connector:
+    """Connects in its own thread, so that a stop request is heard while a connection attempt waits."""
+
+    def __init__(self, settings: BridgeSettings, post: Callable[[Message], None]) -> None:
+        self._settings = settings
+        self._post = post
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._run, name="hazelcast-connector", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sink = ScanSink(
+                    self._settings,
+                    retention=self._settings.retention,
+                    lifecycle_listener=lambda state: self._post(ClusterState(str(state))),
+                )
+            except SinkUnavailable as exc:
+                self._post(SinkFailed(str(exc)))
+                self._stop.wait(1.0)
+                continue
+            self._post(SinkReady(sink))
+            return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Bridge:
+    """The loop. ``run()`` returns the process exit code."""
+
+    def __init__(self, settings: BridgeSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self.counters = Counters()
+        self.sink: ScanSink | None = None
+        self.connected = False
+        self._connector = Connector(settings, self.queue.put)
+        self._watcher: ScanWatcher | None = None
+        self._pending: dict[Path, _Pending] = {}
+        self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
+        self._rejected: OrderedDict[Path, None] = OrderedDict()  # bad for good: not even a reconcile reads them again
+        self._stopping = False
+        self._reconcile_due: float | None = None
+        self._reconcile_delay = 1.0
+        self._last_unavailable_log = -1e9
+        now = clock()
+        self._heartbeat_due = now
+        self._summary_due = now + settings.summary_interval_s
+        self._rescan_due = now + RESCAN_INTERVAL_S
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        s = self.settings
+        log.info(
+            "Starting scan bridge on %s (cluster %r at %s)",
+            s.watch_dir,
+            s.hazelcast_cluster_name,
+            ",".join(s.hazelcast_members),
+            extra=fields(watch_dir=str(s.watch_dir), pid=os.getpid()),
+        )
+        self._connector.start()
+        while not self._stopping:
+            timeout = max(0.0, self._next_due() - self.clock())
+            try:
+                message = self.queue.get(timeout=timeout)
+            except queue.Empty:
+                message = None
+            while message is not None:
+                self._handle(message)
+                try:
+                    message = self.queue.get_nowait()
+                except queue.Empty:
+                    message = None
+            self._tick()
+        self._shutdown()
+        return 0
+
+    def request_stop(self, reason: str) -> None:
+        """Thread- and signal-safe: ask the loop to finish the file in hand and exit."""
+        self.queue.put(Stop(reason))
+
+    def _next_due(self) -> float:
+        due = [self._heartbeat_due, self._summary_due, self._rescan_due]
+        if self._pending:
+            due.append(min(p.next_try for p in self._pending.values()))
+        if self._reconcile_due is not None:
+            due.append(self._reconcile_due)
+        return min(due)
+
+    def _handle(self, message: Message) -> None:
+        match message:
+            case FileSeen(path):
+                if path not in self._finished:
+                    pending = self._pending.get(path)
+                    if pending is None:
+                        now = self.clock()
+                        self._pending[path] = _Pending(first_seen=now, next_try=now)
+                    else:
+                        pending.next_try = self.clock()
+            case DirSeen(path):
+                if self._watcher is not None:
+                    self._watcher.follow(path)
+                for file in iter_newest(path):  # files that landed before the watch did
+                    self._handle(FileSeen(file))
+            case SinkReady(sink):
+                self.sink = sink
+                self.connected = True
+                log.info(
+                    "Connected to Hazelcast",
+                    extra=fields(cluster=self.settings.hazelcast_cluster_name, members=self.settings.hazelcast_members),
+                )
+                self._reconcile()
+                if self._watcher is None:
+                    self._start_watcher()
+            case SinkFailed(reason):
+                now = self.clock()
+                if now - self._last_unavailable_log >= 60.0:
+                    log.error("%s; still trying", reason)
+                    self._last_unavailable_log = now
+            case ClusterState(state):
+                self._on_cluster_state(state)
+            case Stop(reason):
+                log.info("Stopping (%s)", reason)
+                self._stopping = True
+
+    def _on_cluster_state(self, state: str) -> None:
+        if self.sink is None:
+            return
+        if state == "DISCONNECTED" and self.connected:
+            self.connected = False
+            log.warning("Lost connection to Hazelcast; watching on, will catch up when it returns")
+        elif state == "CONNECTED" and not self.connected:
+            self.connected = True
+            log.info("Reconnected to Hazelcast")
+            self._reconcile()
+        elif state == "SHUTDOWN" and not self._stopping:
+            # The client gives up reconnecting after the connect timeout; start a new one.
+            self.connected = False
+            self.sink = None
+            log.warning("Hazelcast client gave up reconnecting; connecting anew")
+            self._connector = Connector(self.settings, self.queue.put)
+            self._connector.start()
+
+    def _tick(self) -> None:
+        now = self.clock()
+        ready = []
+        for path in [p for p, pending in self._pending.items() if pending.next_try <= now]:
+            record = self._try(path, now)
+            if record is not None:
+                ready.append(record)
+        if ready:
+            self._push(ready)
+        if self._reconcile_due is not None and now >= self._reconcile_due and self.connected:
+            self._reconcile()
+        if now >= self._heartbeat_due:
+            self._heartbeat_due = now + self.settings.heartbeat_interval_s
+            self._heartbeat()
+        if now >= self._summary_due:
+            self._summary_due = now + self.settings.summary_interval_s
+            self._summary()
+        if now >= self._rescan_due:
+            self._rescan_due = now + RESCAN_INTERVAL_S
+            for path in newest_files(self.settings.watch_dir, RESCAN_FILES):
+                if path not in self._finished and path not in self._pending:
+                    self._handle(FileSeen(path))
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    def _try(self, path: Path, now: float) -> ScanRecord | None:
+        """Read one file: a record, or None when not yet complete (retried with back-off until the deadline) or bad for good."""
+        pending = self._pending[path]
+        try:
+            record = read_scan(path, self.settings.max_file_bytes)
+        except ScanFileIncomplete as exc:
+            if not os.path.lexists(path):  # a temp file renamed away, or the scanner removed it: nothing to do
+                del self._pending[path]
+            elif now - pending.first_seen >= self.settings.complete_deadline_s:
+                self._reject(path, f"{exc} (still incomplete after {self.settings.complete_deadline_s:g} s)")
+            else:
+                pending.next_try = now + pending.delay
+                pending.delay = min(pending.delay * 2, RETRY_MAX_S)
+            return None
+        except ScanFileRejected as exc:
+            if os.path.lexists(path):
+                self._reject(path, exc.reason)
+            else:
+                del self._pending[path]
+            return None
+        del self._pending[path]
+        self._remember(path)
+        return record
+
+    def _reject(self, path: Path, reason: str) -> None:
+        self._pending.pop(path, None)
+        self._remember(path)
+        self._rejected[path] = None
+        if len(self._rejected) > REMEMBERED_PATHS:
+            self._rejected.popitem(last=False)
+        self.counters.rejected_total += 1
+        self.counters.rejected_since_summary += 1
+        log.warning("Rejected %s: %s", path, reason, extra=fields(file=str(path), reason=reason))
+
+    def _remember(self, path: Path) -> None:
+        self._finished[path] = None
+        if len(self._finished) > REMEMBERED_PATHS:
+            self._finished.popitem(last=False)
+
+    # -- Hazelcast --------------------------------------------------------------------------------
+
+    def _push(self, records: list[ScanRecord]) -> bool:
+        if self.sink is None or not self.connected:
+            self._reconcile_due = self._reconcile_due or self.clock()
+            return False
+        try:
+            self.sink.push(records)
+        except Exception as exc:
+            self._push_failed(exc)
+            return False
+        self.counters.pushed_total += len(records)
+        self.counters.pushed_since_summary += len(records)
+        return True
+
+    def _push_failed(self, exc: BaseException) -> None:
+        if self._reconcile_due is None:
+            log.warning(
+                "Push to Hazelcast failed (%s: %s); will catch up from disk", type(exc).__name__, exc,
+                extra=fields(error=str(exc)),
+            )
+        self._reconcile_due = self.clock() + self._reconcile_delay
+        self._reconcile_delay = min(self._reconcile_delay * 2, 30.0)
+
+    def _reconcile(self) -> None:
+        """Push every complete scan on disk that the cluster lacks (within retention), oldest first."""
+        assert self.sink is not None
+        started = time.perf_counter()
+        try:
+            present = self.sink.refresh()
+        except Exception as exc:
+            self._push_failed(exc)
+            return
+        candidates = newest_files(self.settings.watch_dir, self.settings.retention)
+        missing = []
+        for path in reversed(candidates):  # oldest first
+            number = scan_number_from_name(path)
+            if number is not None and number in present:
+                self._remember(path)
+            else:
+                missing.append(path)
+        pushed = self._push_from_disk(missing, present)
+        if pushed is None:
+            return
+        self._reconcile_due = None
+        self._reconcile_delay = 1.0
+        if pushed:
+            self.counters.catchups += 1
+            log.info(
+                "[OK] Caught up %d scans from disk in %.1f s. Latest: #%s",
+                pushed,
+                time.perf_counter() - started,
+                self.sink.latest_number,
+                extra=fields(pushed=pushed, latest=self.sink.latest_number),
+            )
+
+    def _push_from_disk(self, paths: Iterable[Path], present: set[int]) -> int | None:
+        """Read and push in batches; returns how many were pushed, or None if the cluster failed us."""
+        batch: list[ScanRecord] = []
+        pushed = 0
+        now = self.clock()
+        for path in paths:
+            if path in self._rejected:
+                continue
+            self._pending.setdefault(path, _Pending(first_seen=now, next_try=now))
+            record = self._try(path, now)
+            if record is None:
+                continue
+            floor = self.sink.retention_floor() if self.sink else None
+            if record.scan_number in present or (floor is not None and record.scan_number < floor):
+                continue
+            batch.append(record)
+            if len(batch) >= self.settings.batch_size:
+                if not self._push(batch):
+                    return None
+                pushed += len(batch)
+                batch = []
+        if batch:
+            if not self._push(batch):
+                return None
+            pushed += len(batch)
+        return pushed
+
+    def _heartbeat(self) -> None:
+        if self.sink is None or not self.connected:
+            return
+        try:
+            self.sink.heartbeat(
+                connected=self.connected,
+                pushed_total=self.counters.pushed_total,
+                rejected_total=self.counters.rejected_total,
+            )
+        except Exception as exc:  # never let the heartbeat take the loop down
+            log.debug("heartbeat failed: %s", exc)
+
+    def _summary(self) -> None:
+        c = self.counters
+        if c.pushed_since_summary or c.rejected_since_summary:
+            latest = self.sink.latest_number if self.sink else None
+            text = f"[OK] Pushed {c.pushed_since_summary} scans. Latest: #{latest}"
+            if c.rejected_since_summary:
+                text += f". Rejected {c.rejected_since_summary} files"
+            log.info(
+                text,
+                extra=fields(
+                    pushed=c.pushed_since_summary,
+                    rejected=c.rejected_since_summary,
+                    latest=latest,
+                    pushed_total=c.pushed_total,
+                    rejected_total=c.rejected_total,
+                ),
+            )
+        c.pushed_since_summary = c.rejected_since_summary = 0
+
+    def _start_watcher(self) -> None:
+        s = self.settings
+        self._watcher = ScanWatcher(
+            s.watch_dir, self.queue.put, kind=s.observer, poll_interval_s=s.poll_interval_s, recent_dirs=s.watch_recent_dirs
+        )
+        self._watcher.start()
+        log.info(
+            "Watching %s (%s observer, following %s)",
+            s.watch_dir,
+            self._watcher.kind,
+            ", ".join(p.name for p in self._watcher.followed) or "the top folder only",
+            extra=fields(observer=self._watcher.kind),
+        )
+        # Files that landed between the reconcile's listing and the watch starting.
+        for path in newest_files(s.watch_dir, RESCAN_FILES):
+            self._handle(FileSeen(path))
+
+    def _shutdown(self) -> None:
+        self._connector.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._summary()
+        if self.sink is not None:
+            self.sink.close()
+        log.info("Stopped", extra=fields(pushed_total=self.counters.pushed_total))
+
+
+def _install_signal_handlers(bridge: Bridge) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        bridge.request_stop(signal.Signals(signum).name)
+        # The loop may be inside a call to a cluster that has just gone away; never outstay the deadline.
+        timer = threading.Timer(SHUTDOWN_DEADLINE_S, _exit_now)
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _exit_now() -> None:
+    log.warning("Shutdown deadline passed; exiting (files on disk are caught up at the next start)")
+    logging.shutdown()
+    os._exit(0)
+
+
+def load_settings(argv: list[str] | None = None) -> BridgeSettings:
+    """Settings from flags over environment; raises ValidationError."""
+    args = sys.argv[1:] if argv is None else argv
+    return BridgeSettings(_cli_parse_args=args, _cli_prog_name="python -m scan_bridge.service")  # type: ignore[call-arg]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings(argv)
+    except ValidationError as exc:
+        print(f"scan-bridge: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_format, settings.log_level)
+    bridge = Bridge(settings)
+    _install_signal_handlers(bridge)
+    return bridge.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Everything the bridge writes to Hazelcast, and nothing else.
+
+Three facts shape this module:
+- ``latest_eigen_scan`` must never move backwards, so the sink keeps the newest scan number it knows
+  and re-reads it from the cluster whenever it (re)connects (the cluster may be a new, empty one).
+- History (``DOLPHIN_EIGEN_SCANS``) is keyed by scan number, so writing a scan twice is harmless:
+  every write here is idempotent, which is what makes "push again after a crash" safe.
+- Retention is enforced here, amortised: the sink trims only once the map holds a few percent more
+  than the limit, with one ``remove_all`` by predicate instead of a call per key.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import hazelcast
+from hazelcast import predicate
+from hazelcast.core import HazelcastJsonValue
+from hazelcast.lifecycle import LifecycleState
+
+from .document import document_json
+from .scanfile import ScanRecord
+from .settings import HazelcastSettings
+
+log = logging.getLogger(__name__)
+
+
+class SinkUnavailable(Exception):
+    """The cluster could not be reached within the configured time; the message names where we looked."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def connect_client(
+    settings: HazelcastSettings, lifecycle_listener: Callable[[str], None] | None = None
+) -> hazelcast.HazelcastClient:
+    """A connected client, or :class:`SinkUnavailable` within ``hazelcast_connect_timeout_s``.
+
+    The client's own default is to retry forever, which turns a wrong address or cluster name
+    into a silent hang; we bound the first connection and leave later reconnects to the client.
+    """
+    config = settings.client_config()
+    if lifecycle_listener is not None:
+        config["lifecycle_listeners"] = [lifecycle_listener]
+    try:
+        return hazelcast.HazelcastClient(**config)
+    except Exception as exc:  # the client raises IllegalStateError with a long text
+        raise SinkUnavailable(
+            f"cannot reach Hazelcast cluster {settings.hazelcast_cluster_name!r} at "
+            f"{', '.join(settings.hazelcast_members)} within {settings.hazelcast_connect_timeout_s:g} s "
+            f"({type(exc).__name__}); check SCAN_BRIDGE_HAZELCAST_MEMBERS and SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME, "
+            f"or start a member (python -m scan_bridge.localcluster)"
+        ) from None
+
+
+class ScanSink:
+    """Writes scans, the latest pointer and the heartbeat; trims history to ``retention``."""
+
+    def __init__(
+        self,
+        settings: HazelcastSettings,
+        retention: int,
+        lifecycle_listener: Callable[[str], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._retention = retention
+        self._client = connect_client(settings, lifecycle_listener)
+        self._features = self._client.get_map(settings.features_map)
+        self._history = self._client.get_map(settings.history_map)
+        self._known: list[int] = []  # sorted scan numbers present in history, as far as we know
+        self.latest_number: int | None = None
+        self._started_at = _now().isoformat()
+        self._host = socket.gethostname()
+
+    # -- reading what the cluster holds ---------------------------------------------------------
+
+    def refresh(self) -> set[int]:
+        """Re-read what the cluster holds (history keys, latest number); called on every (re)connect."""
+        keys = {int(k) for k in self._history.key_set().result()}
+        self._known = sorted(keys)
+        latest = self._features.get(self._settings.latest_key).result()
+        self.latest_number = _scan_number_of(latest)
+        return keys
+
+    @property
+    def newest_in_history(self) -> int | None:
+        return self._known[-1] if self._known else None
+
+    def retention_floor(self) -> int | None:
+        """Scans numbered below this would be trimmed at once, so pushing them is pointless."""
+        if len(self._known) < self._retention:
+            return None
+        return self._known[-self._retention]
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def push(self, records: Sequence[ScanRecord]) -> int | None:
+        """Write ``records`` to history (one ``put_all``) and move latest forward if one is newer.
+
+        Returns the new latest scan number when latest moved, else None. Raises on cluster errors;
+        the caller decides whether to retry (everything here may be written again safely).
+        """
+        if not records:
+            return None
+        pushed_at = _now()
+        documents = {r.scan_number: HazelcastJsonValue(document_json(r, pushed_at)) for r in records}
+        newest = max(records, key=lambda r: r.scan_number)
+        moves_latest = self.latest_number is None or newest.scan_number > self.latest_number
+        futures = []
+        if len(documents) == 1:
+            (number, document), = documents.items()
+            futures.append(self._history.set(number, document))
+        else:
+            futures.append(self._history.put_all(documents))
+        if moves_latest:
+            futures.append(self._features.set(self._settings.latest_key, documents[newest.scan_number]))
+        for future in futures:
+            future.result()
+        for number in documents:
+            index = bisect.bisect_left(self._known, number)
+            if index == len(self._known) or self._known[index] != number:
+                self._known.insert(index, number)
+        if moves_latest:
+            self.latest_number = newest.scan_number
+        self._trim_if_due()
+        return newest.scan_number if moves_latest else None
+
+    def _trim_if_due(self) -> None:
+        slack = max(10, self._retention // 20)
+        if len(self._known) <= self._retention + slack:
+            return
+        cutoff = self._known[-self._retention]
+        self._history.remove_all(predicate.less("__key", cutoff)).result()
+        del self._known[: bisect.bisect_left(self._known, cutoff)]
+        log.debug("trimmed history below #%d", cutoff)
+
+    def heartbeat(self, *, connected: bool, pushed_total: int, rejected_total: int) -> None:
+        """Refresh the heartbeat without waiting: a slow cluster must not hold up the bridge's loop."""
+        now = _now()
+        document = {
+            "time": now.isoformat(),
+            "epoch": now.timestamp(),
+            "pid": os.getpid(),
+            "host": self._host,
+            "started_at": self._started_at,
+            "last_scan_number": self.latest_number,
+            "connected": connected,
+            "pushed_total": pushed_total,
+            "rejected_total": rejected_total,
+        }
+        self._features.set(self._settings.heartbeat_key, HazelcastJsonValue(document))
+
+    def close(self) -> None:
+        self._client.shutdown()
+
+
+def _scan_number_of(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        text = value.to_string() if isinstance(value, HazelcastJsonValue) else str(value)
+        return int(json.loads(text)["scan_number"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+CONNECTED = LifecycleState.CONNECTED
+DISCONNECTED = LifecycleState.DISCONNECTED

@@ -1,0 +1,140 @@
+"""Helpers shared by the tests that run real bridges against real members."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import hazelcast
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except Exception as exc:  # a check may race a starting server
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def unique_maps() -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "SCAN_BRIDGE_FEATURES_MAP": f"F_{suffix}",
+        "SCAN_BRIDGE_HISTORY_MAP": f"H_{suffix}",
+    }
+
+
+class View:
+    """A plain client looking at what the bridge wrote, the way a consumer would."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.client = hazelcast.HazelcastClient(
+            cluster_name=env["SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME"],
+            cluster_members=env["SCAN_BRIDGE_HAZELCAST_MEMBERS"].split(","),
+            cluster_connect_timeout=30,
+        )
+        self.features = self.client.get_map(env.get("SCAN_BRIDGE_FEATURES_MAP", "DOLPHIN_FEATURES")).blocking()
+        self.history = self.client.get_map(env.get("SCAN_BRIDGE_HISTORY_MAP", "DOLPHIN_EIGEN_SCANS")).blocking()
+
+    def history_keys(self) -> set[int]:
+        return {int(k) for k in self.history.key_set()}
+
+    def latest(self) -> dict[str, Any] | None:
+        value = self.features.get("latest_eigen_scan")
+        return None if value is None else json.loads(value.to_string())
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        value = self.features.get("scan_bridge_heartbeat")
+        return None if value is None else json.loads(value.to_string())
+
+    def scan(self, number: int) -> dict[str, Any] | None:
+        value = self.history.get(number)
+        return None if value is None else json.loads(value.to_string())
+
+    def close(self) -> None:
+        self.client.shutdown()
+
+
+class BridgeRunner:
+    """``python -m scan_bridge.service`` as a real child process, its output in a file we can read."""
+
+    def __init__(self, watch_dir: Path, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.watch_dir = watch_dir
+        self.env = {**os.environ, **env, "SCAN_BRIDGE_WATCH_DIR": str(watch_dir)}
+        self.env.setdefault("SCAN_BRIDGE_LOG_FORMAT", "json")
+        self.env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "1")
+        self.env.setdefault("SCAN_BRIDGE_HEARTBEAT_INTERVAL_S", "0.5")
+        self.log_path = log_path
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BridgeRunner:
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scan_bridge.service", *self.args],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (non-JSON lines come back as {"raw": ...})."""
+        out = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                out.append({"raw": raw})
+        return out
+
+    def messages(self) -> list[str]:
+        return [line.get("message", line.get("raw", "")) for line in self.lines()]
+
+    def wait_logged(self, fragment: str, timeout: float = 30) -> str:
+        return wait_for(
+            lambda: next((m for m in self.messages() if fragment in m), None), timeout, f"log line with {fragment!r}"
+        )
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 10) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> BridgeRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()

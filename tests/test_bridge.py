@@ -1,0 +1,321 @@
+"""The bridge as users run it: a real process, real files, a real Hazelcast member."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from scan_bridge.simulate import write_scan
+
+from .support import BridgeRunner, View, unique_maps, wait_for
+
+
+@pytest.fixture
+def env(hazelcast_cluster):
+    return {**hazelcast_cluster.env(), **unique_maps()}
+
+
+@pytest.fixture
+def scans(tmp_path):
+    """The scanner's folder; the test's logs and any private member live beside it, not in it."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def view(env):
+    v = View(env)
+    yield v
+    v.close()
+
+
+def scan_path(root: Path, number: int, day: str = "2026-03-24") -> Path:
+    folder = root / day
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"scan_{number:06d}_120000.arrow"
+
+
+def write(root: Path, number: int, **kwargs) -> Path:
+    return write_scan(scan_path(root, number, kwargs.pop("day", "2026-03-24")), number, kwargs.pop("assets", 20), **kwargs)
+
+
+def test_scans_written_while_running_reach_history_and_latest(tmp_path, scans, env, view):
+    with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
+        bridge.wait_logged("Watching")
+        for n in range(1, 21):
+            write(scans, n)
+        wait_for(lambda: view.history_keys() == set(range(1, 21)), 30, "scans 1..20 in history")
+        latest = wait_for(lambda: (lambda d: d if d and d["scan_number"] == 20 else None)(view.latest()), 10, "latest #20")
+        assert latest["asset_count"] == 20
+        assert len(latest["assets"]) == 20
+        assert latest["bridge"]["file"].endswith("scan_000020_120000.arrow")
+        assert latest["timestamp"].endswith(("Z", "+00:00"))
+        heartbeat = wait_for(view.heartbeat, 10, "heartbeat")
+        assert heartbeat["pid"] == bridge.proc.pid
+        assert wait_for(lambda: any("[OK] Pushed" in m for m in bridge.messages()), 10, "summary line")
+        assert bridge.stop() == 0
+
+
+def test_backlog_on_disk_is_caught_up_on_start_oldest_first(tmp_path, scans, env, view):
+    for n in range(1, 61):
+        write(scans, n, day="2026-03-23" if n <= 30 else "2026-03-24")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
+        wait_for(lambda: view.history_keys() == set(range(1, 61)), 60, "backlog of 60 in history")
+        assert view.latest()["scan_number"] == 60
+        assert bridge.wait_logged("Caught up 60 scans")
+        # One catch-up line, not one line per file.
+        assert sum("Caught up" in m for m in bridge.messages()) == 1
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing(tmp_path, scans, env, view):
+    stop = threading.Event()
+    written: list[int] = []
+
+    def scanner() -> None:
+        n = 1
+        while not stop.is_set() and n <= 400:
+            write(scans, n)
+            written.append(n)
+            n += 1
+            stop.wait(0.01)
+
+    log = tmp_path / "bridge.log"
+    first = BridgeRunner(scans, env, log).start()
+    first.wait_logged("Watching")
+    thread = threading.Thread(target=scanner)
+    thread.start()
+    wait_for(lambda: len(view.history_keys()) >= 30, 30, "some scans pushed")
+    first.kill9()
+    wait_for(lambda: len(written) >= len(view.history_keys()) + 20, 30, "scanner goes on while the bridge is dead")
+    with BridgeRunner(scans, env, log):
+        thread.join(60)
+        stop.set()
+        expected = set(written)
+        wait_for(lambda: view.history_keys() == expected, 60, f"all {len(expected)} scans after restart")
+        wait_for(lambda: view.latest()["scan_number"] == max(expected), 10, "latest is the newest")
+
+
+def test_member_restart_empty_is_refilled_from_disk(tmp_path, scans, local_cluster_factory):
+    cluster = local_cluster_factory(members=1)
+    env = {
+        "SCAN_BRIDGE_HAZELCAST_MEMBERS": ",".join(cluster.members),
+        "SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME": cluster.cluster_name,
+        "SCAN_BRIDGE_HAZELCAST_CONNECT_TIMEOUT_S": "5",
+    }
+    with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
+        bridge.wait_logged("Watching")
+        for n in range(1, 11):
+            write(scans, n)
+        view = View(env)
+        wait_for(lambda: view.history_keys() == set(range(1, 11)), 30, "first 10")
+        view.close()
+        cluster.stop_member(0)
+        bridge.wait_logged("Lost connection", 30)
+        for n in range(11, 31):  # written while the cluster is away
+            write(scans, n)
+        cluster.start_member(0)  # a new, empty member
+        view = View(env)
+        try:
+            wait_for(lambda: view.history_keys() == set(range(1, 31)), 90, "all 30 after the member came back empty")
+            assert view.latest()["scan_number"] == 30
+        finally:
+            view.close()
+        for n in range(31, 36):  # and it goes on
+            write(scans, n)
+        view = View(env)
+        try:
+            wait_for(lambda: set(range(31, 36)) <= view.history_keys(), 30, "new scans after the outage")
+        finally:
+            view.close()
+        assert bridge.proc.poll() is None
+        assert sum("Lost connection" in m for m in bridge.messages()) == 1, "state change logged once, not per file"
+
+
+def test_two_member_cluster_losing_one_member_loses_no_scan(tmp_path, scans, local_cluster_factory):
+    cluster = local_cluster_factory(members=2)
+    env = {
+        "SCAN_BRIDGE_HAZELCAST_MEMBERS": ",".join(cluster.members),
+        "SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME": cluster.cluster_name,
+    }
+    view = View(env)
+    try:
+        with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
+            bridge.wait_logged("Watching")
+            for n in range(1, 51):
+                write(scans, n)
+                if n == 25:
+                    cluster.stop_member(0, kill=True)
+            wait_for(lambda: view.history_keys() == set(range(1, 51)), 60, "all 50 with one member gone")
+            assert view.latest()["scan_number"] == 50
+    finally:
+        view.close()
+
+
+def test_slow_in_place_writer_is_pushed_once_complete(tmp_path, scans, env, view):
+    target = scan_path(scans, 7)
+    with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
+        bridge.wait_logged("Watching")
+        # Write the bytes of a real scan in place, slowly, the way a scanner without rename does.
+        staging = write_scan(tmp_path.parent / "staging.arrow", 7, 400)
+        data = staging.read_bytes()
+        with open(target, "wb") as out:
+            for i in range(0, len(data), len(data) // 8 + 1):
+                out.write(data[i : i + len(data) // 8 + 1])
+                out.flush()
+                time.sleep(0.05)  # a slow writer, not synchronisation
+        wait_for(lambda: view.history_keys() == {7}, 30, "scan 7 pushed")
+        assert view.scan(7)["asset_count"] == 400
+        assert not any(m.startswith("Rejected ") for m in bridge.messages())
+
+
+def test_polling_observer_sees_new_scans_and_new_date_folders(tmp_path, scans, env, view):
+    write(scans, 1, day="2026-03-23")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", "--observer", "polling", "--poll-interval-s", "0.2") as bridge:
+        bridge.wait_logged("polling observer")
+        write(scans, 2, day="2026-03-23")
+        write(scans, 3, day="2026-03-24")  # a folder that did not exist at start
+        write(scans, 4, day="2026-03-24")
+        wait_for(lambda: view.history_keys() == {1, 2, 3, 4}, 30, "scans from old and new folders")
+
+
+def _bad_files(root: Path) -> dict[str, Path]:
+    day = root / "2026-03-24"
+    day.mkdir(parents=True, exist_ok=True)
+    bad: dict[str, Path] = {}
+    bad["zero"] = day / "scan_000101_000000.arrow"
+    bad["zero"].write_bytes(b"")
+    good = write_scan(root.parent / "good.arrow", 102, 50)
+    bad["truncated"] = day / "scan_000102_000000.arrow"
+    bad["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    bad["not_arrow"] = day / "scan_000103_000000.arrow"
+    bad["not_arrow"].write_bytes(b"this is not an arrow file\n" * 100)
+    table = pa.table({"asset": ["A", "B"], "x": [1.0, 2.0]})
+    bad["no_scan_number"] = day / "scan_000104_000000.arrow"
+    _write_table(bad["no_scan_number"], table.replace_schema_metadata({"timestamp": "2026-03-24T12:00:00Z"}))
+    table = pa.table({"asset": ["A", "B"], "scan_number": [105, 106], "timestamp": ["2026-03-24T12:00:00Z"] * 2})
+    bad["inconsistent"] = day / "scan_000105_000000.arrow"
+    _write_table(bad["inconsistent"], table)
+    bad["too_large"] = write_scan(day / "scan_000106_000000.arrow", 106, 5000)
+    bad["unreadable"] = day / "scan_000107_000000.arrow"
+    os.symlink(root.parent / "does-not-exist.arrow", bad["unreadable"])  # root ignores chmod; a dangling link cannot be read
+    return bad
+
+
+def _write_table(path: Path, table: pa.Table) -> None:
+    with pa.ipc.new_file(str(path), table.schema) as writer:
+        writer.write_table(table)
+
+
+def test_bad_files_are_rejected_one_line_each_and_the_bridge_goes_on(tmp_path, scans, env, view):
+    args = ("--complete-deadline-s", "1", "--max-file-bytes", str(200_000))
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged("Watching")
+        bad = _bad_files(scans)
+        before = {name: (p.lstat().st_size, p.lstat().st_mtime) for name, p in bad.items()}
+        write(scans, 200)
+        wait_for(lambda: 200 in view.history_keys(), 30, "the good scan after the bad ones")
+        rejected = wait_for(
+            lambda: (lambda r: r if len(r) >= len(bad) else None)([l for l in bridge.lines() if l.get("message", "").startswith("Rejected ")]),
+            30,
+            "one rejection per bad file",
+        )
+        by_file = {line["fields"]["file"]: line["fields"]["reason"] for line in rejected}
+        assert set(by_file) == {str(p) for p in bad.values()}, by_file
+        assert "200000" in by_file[str(bad["too_large"])] or "larger" in by_file[str(bad["too_large"])]
+        assert "scan_number" in by_file[str(bad["no_scan_number"])]
+        for line in rejected:
+            assert "\n" not in line["message"]
+        assert view.history_keys() == {200}
+        # The scanner's files are untouched.
+        assert {name: (p.lstat().st_size, p.lstat().st_mtime) for name, p in bad.items()} == before
+        # Skipped for good: no second rejection of the same file.
+        write(scans, 201)
+        wait_for(lambda: 201 in view.history_keys(), 30, "another good scan")
+        assert len([l for l in bridge.lines() if l.get("message", "").startswith("Rejected ")]) == len(bad)
+        assert bridge.proc.poll() is None
+
+
+def test_latest_never_moves_backwards_but_late_scans_fill_history(tmp_path, scans, env, view):
+    with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
+        bridge.wait_logged("Watching")
+        write(scans, 100)
+        wait_for(lambda: (view.latest() or {}).get("scan_number") == 100, 30, "latest #100")
+        write(scans, 90)  # turns up late
+        wait_for(lambda: 90 in view.history_keys(), 30, "late scan 90 in history")
+        assert view.latest()["scan_number"] == 100
+    # Found again after a restart: still not the latest.
+    with BridgeRunner(scans, env, tmp_path / "bridge2.log") as bridge:
+        bridge.wait_logged("Watching")
+        assert view.latest()["scan_number"] == 100
+
+
+def test_history_keeps_only_the_newest_scans(tmp_path, scans, env, view):
+    retention = 20
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", "--retention", str(retention)) as bridge:
+        bridge.wait_logged("Watching")
+        for n in range(1, 81):
+            write(scans, n)
+        wait_for(lambda: set(range(61, 81)) <= view.history_keys(), 30, "the newest 20")
+        slack = max(10, retention // 20)
+        wait_for(lambda: len(view.history_keys()) <= retention + slack, 10, "history trimmed")
+        assert min(view.history_keys()) > 80 - retention - slack
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--watch-dir", "/nonexistent/scans"], "--watch-dir / SCAN_BRIDGE_WATCH_DIR"),
+        (["--hazelcast-members", "localhost:notaport"], "--hazelcast-members"),
+        (["--poll-interval-s", "-1"], "--poll-interval-s"),
+    ],
+)
+def test_wrong_configuration_exits_2_with_one_line(tmp_path, scans, args, expected):
+    env = {**os.environ, "SCAN_BRIDGE_WATCH_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "scan_bridge.service", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_unreachable_cluster_is_reported_within_the_connect_timeout(tmp_path, scans):
+    env = {"SCAN_BRIDGE_HAZELCAST_MEMBERS": "127.0.0.1:1", "SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME": "nobody",
+           "SCAN_BRIDGE_HAZELCAST_CONNECT_TIMEOUT_S": "2"}
+    bridge = BridgeRunner(scans, env, tmp_path / "bridge.log").start()
+    try:
+        started = time.monotonic()
+        line = bridge.wait_logged("cannot reach Hazelcast cluster 'nobody' at 127.0.0.1:1", 15)
+        assert time.monotonic() - started < 15
+        assert "SCAN_BRIDGE_HAZELCAST_MEMBERS" in line
+    finally:
+        assert bridge.stop(timeout=10) == 0
+
+
+def test_sigterm_exits_0_promptly(tmp_path, scans, env, view):
+    bridge = BridgeRunner(scans, env, tmp_path / "bridge.log").start()
+    bridge.wait_logged("Watching")
+    write(scans, 1)
+    wait_for(lambda: view.history_keys() == {1}, 30, "scan 1")
+    bridge.proc.send_signal(signal.SIGTERM)
+    assert bridge.proc.wait(5) == 0
+    bridge.stop()
+    assert "Stopped" in bridge.messages()[-1]
+
+
+def test_human_log_format_by_default(tmp_path, scans, env):
+    runner = BridgeRunner(scans, {**env, "SCAN_BRIDGE_LOG_FORMAT": "human"}, tmp_path / "bridge.log")
+    with runner:
+        wait_for(lambda: "Connected to Hazelcast" in runner.log_path.read_text(), 30, "human line")
+        first = runner.log_path.read_text().splitlines()[0]
+        assert not first.startswith("{")
