@@ -105,12 +105,13 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(tmp_path, scans, env, view
         wait_for(lambda: view.latest()["scan_number"] == max(expected), 10, "latest is the newest")
 
 
-def test_member_restart_empty_is_refilled_from_disk(tmp_path, scans, local_cluster_factory):
+@pytest.mark.parametrize("outage_s", [0, 12], ids=["brief-outage", "outage-longer-than-connect-timeout"])
+def test_member_restart_empty_is_refilled_from_disk(tmp_path, scans, local_cluster_factory, outage_s):
     cluster = local_cluster_factory(members=1)
     env = {
         "SCAN_BRIDGE_HAZELCAST_MEMBERS": ",".join(cluster.members),
         "SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME": cluster.cluster_name,
-        "SCAN_BRIDGE_HAZELCAST_CONNECT_TIMEOUT_S": "5",
+        "SCAN_BRIDGE_HAZELCAST_CONNECT_TIMEOUT_S": "4",
     }
     with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
         bridge.wait_logged("Watching")
@@ -123,6 +124,8 @@ def test_member_restart_empty_is_refilled_from_disk(tmp_path, scans, local_clust
         bridge.wait_logged("Lost connection", 30)
         for n in range(11, 31):  # written while the cluster is away
             write(scans, n)
+        time.sleep(outage_s)  # the scenario: the cluster stays away this long
+        assert bridge.proc.poll() is None, "the bridge must outlive an outage"
         cluster.start_member(0)  # a new, empty member
         view = View(env)
         try:

@@ -44,7 +44,7 @@ def setup_logging(fmt: str = "human", level: str = "INFO") -> logging.Logger:
     root.setLevel(level)
     # The client logs every connection attempt (with tracebacks) at INFO and WARNING; our own
     # state-change lines say what matters, once.
-    logging.getLogger("hazelcast").setLevel(logging.ERROR)
+    logging.getLogger("hazelcast").setLevel(logging.CRITICAL)
     return logging.getLogger(LOGGER_NAME)
 
 

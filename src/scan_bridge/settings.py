@@ -147,6 +147,17 @@ class DaemonSettings(HazelcastSettings):
     )
     stop_grace_s: float = Field(default=5.0, gt=0, description="SIGTERM to SIGKILL grace when stopping the bridge.")
     health_timeout_s: float = Field(default=3.0, gt=0, description="Hazelcast unreachable after this long is 'error'.")
+    newer_file_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="A scan file on disk counts as complete (and the bridge as stuck if it is not pushed) once unmodified this long.",
+    )
+    clock_skew_tolerance_s: float = Field(
+        default=2.0, ge=0, description="A scan timestamp at most this far in the future is normal clock noise, not skew."
+    )
+    start_grace_s: float = Field(
+        default=20.0, ge=0, description="A new bridge is STARTING (never restarted for being stuck) for this long."
+    )
 
 
 def describe_validation_error(error: ValidationError) -> str:
