@@ -285,8 +285,10 @@ class BridgeProcess:
         self.events.put(Started(proc.pid, self.argv, self.started_at))
         assert proc.stdout is not None and proc.stderr is not None
         readers = [
-            threading.Thread(target=self._read, args=(proc.stdout, "stdout", proc.pid), name=f"bridge-{proc.pid}-stdout", daemon=True),
-            threading.Thread(target=self._read, args=(proc.stderr, "stderr", proc.pid), name=f"bridge-{proc.pid}-stderr", daemon=True),
+            threading.Thread(
+                target=self._read, args=(pipe, name, proc.pid), name=f"bridge-{proc.pid}-{name}", daemon=True
+            )
+            for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
         ]
         for reader in readers:
             reader.start()
@@ -390,5 +392,7 @@ class BridgeProcess:
         return self.returncode
 
     def __repr__(self) -> str:
-        state = "not started" if self._proc is None else ("running" if self.is_running() else f"exited {self.returncode}")
+        state = (
+            "not started" if self._proc is None else ("running" if self.is_running() else f"exited {self.returncode}")
+        )
         return f"BridgeProcess(pid={self.pid}, {state}, argv={list(self.argv)!r})"

@@ -334,14 +334,17 @@ def classify(
         stuck_reasons.append(f"{heartbeat_note} while a scan exists")
 
     complete = observation.newest_complete_file
-    if complete is not None and complete.scan_number is not None:
-        if latest is None or (scan_number is not None and complete.scan_number > scan_number):
-            has = f"Hazelcast has #{scan_number}" if latest is not None else "Hazelcast has no scan"
-            stuck_reasons.append(
-                f"{os.path.basename(complete.path)} (#{complete.scan_number}) complete on disk for "
-                f"{_seconds(now.timestamp() - complete.mtime)}, {has}"
-            )
-            report.update(unpushed_file=complete.path, unpushed_scan_number=complete.scan_number)
+    if (
+        complete is not None
+        and complete.scan_number is not None
+        and (latest is None or (scan_number is not None and complete.scan_number > scan_number))
+    ):
+        has = f"Hazelcast has #{scan_number}" if latest is not None else "Hazelcast has no scan"
+        stuck_reasons.append(
+            f"{os.path.basename(complete.path)} (#{complete.scan_number}) complete on disk for "
+            f"{_seconds(now.timestamp() - complete.mtime)}, {has}"
+        )
+        report.update(unpushed_file=complete.path, unpushed_scan_number=complete.scan_number)
 
     bridge_stuck = bool(stuck_reasons) and observation.bridge_running is not False
     if bridge_stuck:
@@ -360,9 +363,7 @@ def classify(
         return finish(HealthStatus.DOWN, "bridge process not running" + known)
 
     if latest is None:
-        return finish(
-            HealthStatus.MISSING, f"no {observation.where} yet; {heartbeat_note}{stuck_note}{disk_note}"
-        )
+        return finish(HealthStatus.MISSING, f"no {observation.where} yet; {heartbeat_note}{stuck_note}{disk_note}")
     if latest_problem is not None or scan_timestamp is None:
         return finish(HealthStatus.ERROR, f"{observation.where} unreadable ({latest_problem})")
 
@@ -375,13 +376,17 @@ def classify(
     if report["asset_count"] is not None:
         detail += f" ({report['asset_count']} assets)"
     if since is not None:
-        detail += f", {since:+d} scans since last check" + (f" ({per_minute:.1f}/min)" if per_minute is not None else "")
-    detail += f"; {heartbeat_note}"
+        detail += f", {since:+d} scans since last check" + (
+            f" ({per_minute:.1f}/min)" if per_minute is not None else ""
+        )
+    if not heartbeat_stale:  # else the stuck note says it
+        detail += f"; {heartbeat_note}"
 
     if age < -th.clock_skew_tolerance_s:
         return finish(
             HealthStatus.WARNING,
-            f"clock skew +{-age:.1f}s: {scan_label} is stamped {-age:.1f}s in the future; {heartbeat_note}{stuck_note}{disk_note}",
+            f"clock skew +{-age:.1f}s: {scan_label} is stamped {-age:.1f}s in the future; "
+            f"{heartbeat_note}{stuck_note}{disk_note}",
         )
     effective_age = max(age, 0.0)
     if effective_age < th.warn_after_s:
@@ -389,11 +394,12 @@ def classify(
     if effective_age <= th.stale_after_s:
         return finish(HealthStatus.WARNING, detail + stuck_note + disk_note)
     if bridge_stuck:
-        return finish(HealthStatus.STALE, detail + stuck_note + disk_note, StaleCause.BRIDGE_STUCK)
+        return finish(HealthStatus.STALE, f"{detail}; {report['stuck_reason']}{disk_note}", StaleCause.BRIDGE_STUCK)
     if newest is None:
         disk_state = "no scan files on disk" if observation.disk_error is None else "disk not readable"
     else:
-        disk_state = f"nothing newer on disk (newest {os.path.basename(newest.path)}, {_seconds(now.timestamp() - newest.mtime)} old)"
+        newest_age = _seconds(now.timestamp() - newest.mtime)
+        disk_state = f"nothing newer on disk (newest {os.path.basename(newest.path)}, {newest_age} old)"
     return finish(HealthStatus.STALE, f"{detail}; {disk_state}{disk_note}", StaleCause.SCANNER_SILENT)
 
 
@@ -413,23 +419,27 @@ def scan_number_of_file(path: Path) -> int | None:
         return number
     import pyarrow as pa  # late: only for names without a number
 
+    def first_batch(reader: Any) -> Any:
+        if isinstance(reader, pa.ipc.RecordBatchFileReader):
+            return reader.get_batch(0) if reader.num_record_batches else None
+        return next(iter(reader), None)
+
     try:
         with pa.OSFile(str(path), "rb") as source:
+            reader: Any
             try:
-                reader: Any = pa.ipc.open_file(source)
-                first_batch: Callable[[], Any] = lambda: reader.get_batch(0) if reader.num_record_batches else None
-            except pa.ArrowInvalid:
+                reader = pa.ipc.open_file(source)
+            except pa.ArrowInvalid:  # not the file format: the stream format, or not Arrow
                 source.seek(0)
                 reader = pa.ipc.open_stream(source)
-                first_batch = lambda: next(iter(reader), None)
             metadata = decode_metadata(reader.schema.metadata)
             if "scan_number" in metadata:
                 return parse_scan_number(metadata["scan_number"])
             if "scan_number" in reader.schema.names:
-                batch = first_batch()
+                batch = first_batch(reader)
                 if batch is not None and batch.num_rows:
                     return parse_scan_number(batch.column("scan_number")[0].as_py())
-    except (pa.ArrowException, OSError, ValueError, TypeError, StopIteration):
+    except (pa.ArrowException, OSError, ValueError, TypeError):
         return None
     return None
 
@@ -516,9 +526,10 @@ class FreshnessChecker:
     The daemon checks every 30 s for months, so the client stays open between checks. Every wait
     is bounded by ``settings.health_timeout_s`` (one deadline for connect and read together), and
     bounded by us, not by the client: measured with client 5.7.0, a member that accepts TCP but does
-    not answer (SIGSTOPped) makes the client's constructor hang forever despite
-    ``cluster_connect_timeout``, and a ``get`` on an open connection to it hangs until the
-    heartbeat timeout (60 s) despite ``invocation_timeout``. So the client starts with
+    not answer (SIGSTOPped) made the client's constructor hang (10 minutes, until we killed it)
+    despite ``cluster_connect_timeout=3``, and a ``get`` on an open connection to it hang (over 20 s;
+    ``invocation_timeout`` only counts between retries of failed invocations, and the client's
+    heartbeat timeout is 60 s). So the client starts with
     ``async_start=True`` and we wait for its CONNECTED event ourselves, and we wait on each read's
     future with a deadline. After any failure the client is shut down (a few ms, even against a
     frozen member) and the next check starts a fresh one.
@@ -536,7 +547,6 @@ class FreshnessChecker:
         self._clock = clock
         self._client: Any = None
         self._client_ready: threading.Event | None = None
-        self._client_state: list[str] = []
         self._disk = _OneAtATime("freshness-disk-probe")
         self._lock = threading.Lock()
         self.last_report: FreshnessReport | None = None
@@ -614,14 +624,12 @@ class FreshnessChecker:
                 log.debug("health check client shutdown failed", exc_info=True)
 
     def _start_client(self) -> None:
-        import hazelcast
+        from hazelcast.client import HazelcastClient
         from hazelcast.lifecycle import LifecycleState
 
         ready = threading.Event()
-        states: list[str] = []
 
         def on_state(state: str) -> None:
-            states.append(state)
             if state == LifecycleState.CONNECTED:
                 ready.set()
             elif state == LifecycleState.DISCONNECTED:
@@ -637,8 +645,8 @@ class FreshnessChecker:
             async_start=True,
             lifecycle_listeners=[on_state],
         )
-        self._client_ready, self._client_state = ready, states
-        self._client = hazelcast.HazelcastClient(**config)
+        self._client_ready = ready
+        self._client = HazelcastClient(**config)
 
     def _read_hazelcast(self, deadline: float) -> tuple[Any, Any, str | None]:
         s = self.settings
@@ -653,18 +661,27 @@ class FreshnessChecker:
             assert ready is not None
             if not ready.wait(max(deadline - time.monotonic(), 0.0)) or not self._client.lifecycle_service.is_running():
                 self._drop_client()
-                return None, None, f"Hazelcast not reachable at {members} (cluster {s.hazelcast_cluster_name!r}) within {timeout:g}s"
+                cluster = s.hazelcast_cluster_name
+                return None, None, f"Hazelcast not reachable at {members} (cluster {cluster!r}) within {timeout:g}s"
             future = self._client.get_map(s.features_map).get_all([s.latest_key, s.heartbeat_key])
             done = threading.Event()
             future.add_done_callback(lambda _f: done.set())
             if not done.wait(max(deadline - time.monotonic(), 0.0)):
                 self._drop_client()
-                return None, None, f"Hazelcast at {members} did not answer within {timeout:g}s (reading {s.features_map})"
+                return (
+                    None,
+                    None,
+                    f"Hazelcast at {members} did not answer within {timeout:g}s (reading {s.features_map})",
+                )
             values = future.result()
         except Exception as exc:  # noqa: BLE001 - any client failure is an ERROR report, never a traceback
             self._drop_client()
             text = " ".join(str(exc).split())[:200]
-            return None, None, f"reading {s.features_map} from Hazelcast at {members} failed: {type(exc).__name__}: {text}"
+            return (
+                None,
+                None,
+                f"reading {s.features_map} from Hazelcast at {members} failed: {type(exc).__name__}: {text}",
+            )
         return _decode(values.get(s.latest_key)), _decode(values.get(s.heartbeat_key)), None
 
 

@@ -1,0 +1,299 @@
+"""Every rule of the freshness classification, on hand-made observations (no cluster, no clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scan_bridge.health import (
+    DiskFile,
+    FreshnessReport,
+    HealthStatus,
+    Observation,
+    StaleCause,
+    Thresholds,
+    classify,
+)
+
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+TH = Thresholds()  # 30 / 60 / heartbeat 15 / file grace 10 / skew tolerance 2
+
+
+def iso(age_s: float) -> str:
+    return (NOW - timedelta(seconds=age_s)).isoformat().replace("+00:00", "Z")
+
+
+def latest(age_s: float, number: int = 4228, assets: int = 400) -> dict[str, Any]:
+    return {
+        "scan_number": number,
+        "timestamp": iso(age_s),
+        "asset_count": assets,
+        "bridge": {"pushed_at": iso(age_s - 0.1), "file": f"/data/scan_{number:06d}.arrow", "lag_s": 0.1},
+    }
+
+
+def heartbeat(age_s: float, pid: int = 4321) -> dict[str, Any]:
+    return {
+        "time": iso(age_s),
+        "epoch": NOW.timestamp() - age_s,
+        "pid": pid,
+        "host": "scanbox",
+        "started_at": iso(3600),
+        "last_scan_number": 4228,
+        "connected": True,
+        "pushed_total": 10,
+        "rejected_total": 0,
+    }
+
+
+def disk(number: int | None, age_s: float, name: str | None = None) -> DiskFile:
+    name = name or (f"scan_{number:06d}_120000.arrow" if number is not None else "unnamed.arrow")
+    return DiskFile(path=f"/data/2024-05-01/{name}", scan_number=number, mtime=NOW.timestamp() - age_s)
+
+
+def observe(**fields: Any) -> Observation:
+    fields.setdefault("checked_at", NOW)
+    fields.setdefault("bridge_running", True)
+    return Observation(**fields)
+
+
+def healthy_obs(data_age: float = 3.0, **fields: Any) -> Observation:
+    fields.setdefault("latest", latest(data_age))
+    fields.setdefault("heartbeat", heartbeat(1.0))
+    fields.setdefault("newest_file", disk(4228, data_age))
+    fields.setdefault("newest_complete_file", disk(4228, data_age) if data_age >= 10 else None)
+    return observe(**fields)
+
+
+# -- statuses -----------------------------------------------------------------------------------------
+
+
+def test_healthy() -> None:
+    r = classify(healthy_obs(3.0), TH)
+    assert r.status is HealthStatus.HEALTHY
+    assert r.cause is None and not r.bridge_stuck
+    assert r.data_age_s == pytest.approx(3.0)
+    assert (r.scan_number, r.asset_count, r.heartbeat_pid, r.heartbeat_host) == (4228, 400, 4321, "scanbox")
+    assert r.heartbeat_age_s == pytest.approx(1.0)
+    assert r.bridge_lag_s == pytest.approx(0.1)
+    assert r.newest_on_disk == 4228
+    assert r.message.startswith("healthy: scan #4228 is 3.0s old (400 assets)")
+    assert "heartbeat 1.0s old (pid 4321)" in r.message
+
+
+@pytest.mark.parametrize(
+    ("age", "status"),
+    [
+        (29.9, HealthStatus.HEALTHY),
+        (30.0, HealthStatus.WARNING),
+        (45.0, HealthStatus.WARNING),
+        (60.0, HealthStatus.WARNING),
+        (60.1, HealthStatus.STALE),
+    ],
+)
+def test_age_boundaries(age: float, status: HealthStatus) -> None:
+    # heartbeat fresh, nothing newer on disk: stale means the scanner is silent
+    r = classify(healthy_obs(age), TH)
+    assert r.status is status
+    assert r.cause is (StaleCause.SCANNER_SILENT if status is HealthStatus.STALE else None)
+
+
+def test_missing() -> None:
+    r = classify(observe(latest=None, heartbeat=heartbeat(1.0)), TH)
+    assert r.status is HealthStatus.MISSING
+    assert not r.bridge_stuck
+    assert "no latest_eigen_scan" in r.message
+
+
+def test_missing_with_complete_file_on_disk_is_stuck() -> None:
+    r = classify(observe(latest=None, heartbeat=heartbeat(1.0), newest_complete_file=disk(7, 30.0)), TH)
+    assert r.status is HealthStatus.MISSING
+    assert r.bridge_stuck and r.unpushed_scan_number == 7
+    assert "Hazelcast has no scan" in (r.stuck_reason or "")
+
+
+def test_missing_without_heartbeat_is_not_stuck() -> None:
+    """A bridge still starting has written neither key: not (yet) stuck."""
+    r = classify(observe(latest=None, heartbeat=None), TH)
+    assert r.status is HealthStatus.MISSING and not r.bridge_stuck
+
+
+def test_error() -> None:
+    r = classify(observe(hazelcast_error="Hazelcast not reachable at 127.0.0.1:1 (cluster 'dev') within 3s"), TH)
+    assert r.status is HealthStatus.ERROR
+    assert r.hazelcast_error and "127.0.0.1:1" in r.message
+    assert not r.bridge_stuck
+
+
+def test_down_wins_and_keeps_the_data() -> None:
+    r = classify(healthy_obs(100.0, bridge_running=False, heartbeat=heartbeat(100.0)), TH)
+    assert r.status is HealthStatus.DOWN
+    assert r.bridge_running is False
+    assert r.data_age_s == pytest.approx(100.0)
+    assert not r.bridge_stuck and r.cause is None
+    assert r.message.startswith("down: bridge process not running")
+
+
+def test_down_with_hazelcast_error() -> None:
+    r = classify(observe(bridge_running=False, hazelcast_error="not reachable"), TH)
+    assert r.status is HealthStatus.DOWN
+    assert r.hazelcast_error == "not reachable"
+
+
+def test_unknown_bridge_state_is_never_down() -> None:
+    r = classify(healthy_obs(3.0, bridge_running=None), TH)
+    assert r.status is HealthStatus.HEALTHY
+
+
+def test_unreadable_latest_is_error() -> None:
+    assert classify(healthy_obs(latest="not json"), TH).status is HealthStatus.ERROR
+    r = classify(healthy_obs(latest={"scan_number": 1, "timestamp": "yesterday"}), TH)
+    assert r.status is HealthStatus.ERROR and "unreadable" in r.message
+
+
+# -- clock skew ---------------------------------------------------------------------------------------
+
+
+def test_clock_skew_is_a_warning() -> None:
+    r = classify(healthy_obs(-42.0), TH)
+    assert r.status is HealthStatus.WARNING
+    assert r.clock_skew_s == pytest.approx(42.0)
+    assert r.data_age_s == pytest.approx(-42.0)
+    assert r.message.startswith("warning: clock skew +42.0s")
+
+
+def test_small_skew_is_jitter() -> None:
+    r = classify(healthy_obs(-1.5), TH)
+    assert r.status is HealthStatus.HEALTHY
+    assert r.clock_skew_s == pytest.approx(1.5)
+
+
+def test_clock_skew_still_detects_a_stuck_bridge() -> None:
+    r = classify(healthy_obs(-42.0, heartbeat=heartbeat(40.0)), TH)
+    assert r.status is HealthStatus.WARNING and r.bridge_stuck
+
+
+# -- stuck or silent ----------------------------------------------------------------------------------
+
+
+def test_stale_stuck_by_newer_file() -> None:
+    obs = healthy_obs(
+        90.0,
+        heartbeat=heartbeat(1.0),
+        newest_file=disk(4231, 2.0),
+        newest_complete_file=disk(4230, 12.0),
+    )
+    r = classify(obs, TH)
+    assert r.status is HealthStatus.STALE and r.cause is StaleCause.BRIDGE_STUCK
+    assert r.bridge_stuck and not r.heartbeat_stale
+    assert r.unpushed_scan_number == 4230
+    assert r.unpushed_file and r.unpushed_file.endswith("scan_004230_120000.arrow")
+    assert r.newest_on_disk == 4231  # the newest file, complete or not, for the operator
+    assert r.newest_on_disk_age_s == pytest.approx(2.0)
+    assert "Hazelcast has #4228" in r.message
+
+
+def test_stale_stuck_by_old_heartbeat() -> None:
+    r = classify(healthy_obs(90.0, heartbeat=heartbeat(40.0)), TH)
+    assert r.status is HealthStatus.STALE and r.cause is StaleCause.BRIDGE_STUCK
+    assert r.heartbeat_stale and r.unpushed_file is None
+    assert "heartbeat 40.0s old (limit 15s)" in (r.stuck_reason or "")
+
+
+def test_stale_stuck_by_missing_heartbeat() -> None:
+    r = classify(healthy_obs(90.0, heartbeat=None), TH)
+    assert r.cause is StaleCause.BRIDGE_STUCK and r.heartbeat_stale
+    assert "no heartbeat while a scan exists" in (r.stuck_reason or "")
+
+
+def test_heartbeat_without_epoch_uses_time() -> None:
+    hb = heartbeat(40.0)
+    del hb["epoch"]
+    r = classify(healthy_obs(3.0, heartbeat=hb), TH)
+    assert r.heartbeat_age_s == pytest.approx(40.0) and r.bridge_stuck
+
+
+def test_stale_scanner_silent() -> None:
+    r = classify(healthy_obs(90.0, newest_file=disk(4228, 95.0), newest_complete_file=disk(4228, 95.0)), TH)
+    assert r.status is HealthStatus.STALE and r.cause is StaleCause.SCANNER_SILENT
+    assert not r.bridge_stuck
+    assert "nothing newer on disk" in r.message
+
+
+def test_stale_scanner_silent_without_a_watch_dir() -> None:
+    r = classify(healthy_obs(90.0, newest_file=None, newest_complete_file=None), TH)
+    assert r.cause is StaleCause.SCANNER_SILENT and "no scan files on disk" in r.message
+
+
+def test_heartbeat_stale_while_data_fresh_is_stuck() -> None:
+    """A SIGSTOPped bridge: its last push is still fresh, its heartbeat is not."""
+    r = classify(healthy_obs(5.0, heartbeat=heartbeat(20.0)), TH)
+    assert r.status is HealthStatus.HEALTHY
+    assert r.bridge_stuck and r.heartbeat_stale
+    assert "bridge stuck" in r.message
+
+
+def test_newer_file_within_grace_is_not_stuck() -> None:
+    """A file the scanner may still be writing (or the bridge is reading) does not count."""
+    r = classify(healthy_obs(90.0, newest_file=disk(4229, 3.0), newest_complete_file=disk(4228, 95.0)), TH)
+    assert r.cause is StaleCause.SCANNER_SILENT and not r.bridge_stuck
+
+
+def test_newer_complete_file_while_data_fresh_is_stuck() -> None:
+    r = classify(healthy_obs(12.0, newest_complete_file=disk(4229, 11.0)), TH)
+    assert r.status is HealthStatus.HEALTHY and r.bridge_stuck and not r.heartbeat_stale
+
+
+def test_file_without_number_cannot_be_compared() -> None:
+    r = classify(healthy_obs(90.0, newest_complete_file=disk(None, 30.0)), TH)
+    assert r.cause is StaleCause.SCANNER_SILENT
+
+
+def test_older_file_on_disk_is_not_newer() -> None:
+    """The scanner restarted its numbering: a lower number is not something the bridge missed."""
+    r = classify(healthy_obs(90.0, newest_complete_file=disk(3, 30.0)), TH)
+    assert r.cause is StaleCause.SCANNER_SILENT
+
+
+def test_thresholds_are_configurable() -> None:
+    th = Thresholds(warn_after_s=5, stale_after_s=10, heartbeat_stale_after_s=3)
+    assert classify(healthy_obs(6.0), th).status is HealthStatus.WARNING
+    assert classify(healthy_obs(3.0, heartbeat=heartbeat(4.0)), th).bridge_stuck
+    with pytest.raises(ValueError):
+        Thresholds(warn_after_s=70, stale_after_s=60)
+
+
+# -- progression --------------------------------------------------------------------------------------
+
+
+def test_scans_per_minute() -> None:
+    previous = classify(healthy_obs(3.0), TH)
+    later = NOW + timedelta(seconds=30)
+    obs = observe(
+        checked_at=later,
+        latest={**latest(0.0, number=4234), "timestamp": later.isoformat()},
+        heartbeat={**heartbeat(0.0), "epoch": later.timestamp()},
+    )
+    r = classify(obs, TH, previous)
+    assert r.scans_since_previous == 6
+    assert r.scans_per_minute == pytest.approx(12.0)
+    assert "+6 scans since last check (12.0/min)" in r.message
+
+
+def test_no_progression_without_previous_or_with_reset_numbering() -> None:
+    r = classify(healthy_obs(3.0), TH)
+    assert r.scans_since_previous is None and r.scans_per_minute is None
+    previous = FreshnessReport(
+        status=HealthStatus.HEALTHY, message="x", checked_at=NOW - timedelta(seconds=30), scan_number=9000
+    )
+    r = classify(healthy_obs(3.0), TH, previous)
+    assert r.scans_since_previous == 4228 - 9000 and r.scans_per_minute is None
+
+
+def test_report_serialises_for_an_operator() -> None:
+    r = classify(healthy_obs(90.0, heartbeat=heartbeat(40.0)), TH)
+    data = r.model_dump(mode="json")
+    assert data["status"] == "stale" and data["cause"] == "bridge stuck"
+    assert str(r) == r.message and "\n" not in r.message
