@@ -209,6 +209,7 @@ class Bridge:
                     "Connected to Hazelcast",
                     extra=fields(cluster=self.settings.hazelcast_cluster_name, members=self.settings.hazelcast_members),
                 )
+                self._heartbeat()  # at once: the health check must not read the previous bridge's heartbeat
                 self._reconcile()
                 if self._watcher is None:
                     self._start_watcher()

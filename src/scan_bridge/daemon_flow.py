@@ -1,0 +1,273 @@
+"""The daemon: a long-running Prefect flow that keeps the bridge alive and says how fresh the data is.
+
+The flow is a thin shell around :class:`~scan_bridge.supervisor.Supervisor`: it supplies Prefect's
+run logger (so every ``[Bridge]`` line shows in the UI), publishes the health figures as one
+markdown artifact under a stable key and as events on state changes, and turns "gave up" into a
+Failed run. Three layers make sure the bridge never outlives the daemon, because Prefect has open
+reports of cancelled runs leaving subprocesses behind (PrefectHQ/prefect#17593, #20979):
+
+1. ``try/finally`` in the supervisor stops the bridge (SIGTERM, then SIGKILL) on cancellation,
+   Ctrl+C, SIGTERM or any error;
+2. the bridge carries a parent-death signal (SIGKILL), set from a spawner thread that lives as long
+   as the daemon, so a SIGKILLed daemon takes the bridge with it;
+3. ``on_cancellation`` / ``on_crashed`` hooks, which run in a separate process after the flow
+   process is gone, kill whatever the pidfile still names.
+
+Database footprint: the daemon runs for months, so it creates no task runs at all; the health
+check logs one line per check, the bridge's output arrives as periodic summaries, the artifact is
+rewritten at most every ``ARTIFACT_INTERVAL_S`` or on a state change, and events are emitted only on
+a state change (events are pruned by the server after its retention period).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import get_run_context
+from prefect.events import emit_event
+from prefect.states import Failed
+
+from .settings import DaemonSettings, HazelcastSettings
+from .supervisor import DaemonStatus, GaveUp, Supervisor
+
+ARTIFACT_KEY = "scan-bridge-health"
+ARTIFACT_INTERVAL_S = 300.0
+HISTORY_KEEP = 200  # state changes kept in the artifact
+
+
+def pidfile_for(flow_run_id: str) -> Path:
+    """Where the bridge's pid is kept for the out-of-process cleanup hooks."""
+    return Path(tempfile.gettempdir()) / f"scan-bridge-{flow_run_id}.pid"
+
+
+def bridge_command() -> list[str]:
+    return [sys.executable, "-m", "scan_bridge.service", "--log-format", "json"]
+
+
+def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
+    """The daemon's environment plus its effective Hazelcast and folder settings, for the bridge."""
+    env = dict(os.environ)
+    for name in HazelcastSettings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        elif hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"SCAN_BRIDGE_{name.upper()}"] = str(value)
+    if settings.watch_dir is not None:
+        env["SCAN_BRIDGE_WATCH_DIR"] = str(settings.watch_dir)
+    return env
+
+
+def _figures(status: DaemonStatus) -> dict[str, Any]:
+    report = status.report
+    figures: dict[str, Any] = {
+        "bridge_state": status.state.value,
+        "bridge_pid": status.pid,
+        "process_uptime_s": None if status.uptime_s is None else round(status.uptime_s, 1),
+        "restarts_total": status.restarts_total,
+        "restarts_in_window": status.restarts_in_window,
+        "last_exit_code": status.last_exit_code,
+    }
+    if report is not None:
+        figures.update(
+            status=report.status.value,
+            cause=None if report.cause is None else report.cause.value,
+            message=report.message,
+            checked_at=report.checked_at.isoformat(),
+            data_age_s=None if report.data_age_s is None else round(report.data_age_s, 1),
+            scan_number=report.scan_number,
+            scans_per_minute=None if report.scans_per_minute is None else round(report.scans_per_minute, 1),
+            asset_count=report.asset_count,
+            heartbeat_age_s=None if report.heartbeat_age_s is None else round(report.heartbeat_age_s, 1),
+            newest_on_disk=report.newest_on_disk,
+        )
+    return figures
+
+
+def render_markdown(status: DaemonStatus) -> str:
+    """The artifact an operator reads at a glance: the verdict, the figures, the recent changes."""
+    figures = _figures(status)
+    verdict = str(figures.get("status", "unknown")).upper()
+    if figures.get("cause"):
+        verdict += f" ({figures['cause']})"
+    lines = [f"## Scan bridge: {verdict}", "", f"{figures.get('message', 'no health check yet')}", ""]
+    lines += ["| Figure | Value |", "|---|---|"]
+    for key, value in figures.items():
+        if key not in ("status", "cause", "message"):
+            lines.append(f"| {key.replace('_', ' ')} | {'—' if value is None else value} |")
+    if status.history:
+        lines += ["", "### State changes (newest first)", "", "| When (UTC) | Status | Data age s | Scan | Note |", "|---|---|---|---|---|"]
+        for entry in reversed(status.history[-HISTORY_KEEP:]):
+            lines.append(
+                f"| {entry['at']} | {entry['status']} | {entry.get('data_age_s', '—')} | {entry.get('scan_number', '—')} | {entry.get('note', '')} |"
+            )
+    lines += ["", f"_Updated {datetime.now(UTC).isoformat(timespec='seconds')}; rewritten on every state change and at most every {ARTIFACT_INTERVAL_S:g} s otherwise._"]
+    return "\n".join(lines)
+
+
+class PrefectPublisher:
+    """Figures into Prefect: one artifact (stable key) and events on state changes; bounded growth."""
+
+    def __init__(self, logger: Any, deployment: str | None, artifact_interval_s: float = ARTIFACT_INTERVAL_S) -> None:
+        self.log = logger
+        self.resource = {
+            "prefect.resource.id": f"scan-bridge.daemon.{deployment or 'standalone'}",
+            "prefect.resource.name": deployment or "scan-bridge-daemon",
+        }
+        self.artifact_interval_s = artifact_interval_s
+        self._artifact_at = -1e18
+
+    def _note(self, status: DaemonStatus, note: str) -> None:
+        figures = _figures(status)
+        status.history.append(
+            {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "status": figures.get("status", "—") + (f" ({figures['cause']})" if figures.get("cause") else ""),
+                "data_age_s": figures.get("data_age_s"),
+                "scan_number": figures.get("scan_number"),
+                "note": note,
+            }
+        )
+        del status.history[:-HISTORY_KEEP]
+
+    def _artifact(self, status: DaemonStatus, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._artifact_at < self.artifact_interval_s:
+            return
+        self._artifact_at = now
+        try:
+            create_markdown_artifact(render_markdown(status), key=ARTIFACT_KEY, description="Scan bridge health")
+        except Exception as exc:  # the API may be briefly away; the next update retries
+            self.log.warning("Could not publish the health artifact: %s", exc)
+
+    def _event(self, name: str, status: DaemonStatus, **extra: Any) -> None:
+        try:
+            emit_event(event=f"scan-bridge.{name}", resource=self.resource, payload={**_figures(status), **extra})
+        except Exception as exc:
+            self.log.warning("Could not emit event scan-bridge.%s: %s", name, exc)
+
+    def health(self, status: DaemonStatus, changed: bool) -> None:
+        if changed and status.report is not None:
+            self._note(status, "state change")
+            name = {"error": "hazelcast-unavailable"}.get(status.report.status.value, status.report.status.value)
+            self._event(name, status)
+        self._artifact(status, force=changed)
+
+    def restarted(self, status: DaemonStatus, reason: str) -> None:
+        self._note(status, f"restart: {reason}")
+        self._event("bridge-restarted", status, reason=reason)
+        self._artifact(status, force=True)
+
+    def gave_up(self, status: DaemonStatus, message: str) -> None:
+        self._note(status, "gave up")
+        self._event("gave-up", status, reason=message[:2000])
+        self._artifact(status, force=True)
+
+
+def _kill_bridge_by_pidfile(flow: Any, flow_run: Any, state: Any) -> None:
+    """Hook run in a separate process after the flow process is gone: kill what the pidfile names."""
+    path = pidfile_for(str(flow_run.id))
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"scan_bridge.service" not in f.read():
+                return  # the pid was reused by something else
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    path.unlink(missing_ok=True)
+
+
+@flow(
+    name="scan-bridge-daemon",
+    description="Runs the scan bridge, forwards its logs, checks data freshness, restarts it when that helps.",
+    on_cancellation=[_kill_bridge_by_pidfile],
+    on_crashed=[_kill_bridge_by_pidfile],
+    persist_result=False,
+)
+def scan_bridge_daemon_flow(
+    watch_dir: str | None = None,
+    hazelcast_members: str | None = None,
+    hazelcast_cluster_name: str | None = None,
+    health_interval_s: float | None = None,
+    warn_after_s: float | None = None,
+    stale_after_s: float | None = None,
+    max_restarts: int | None = None,
+    restart_delay_s: float | None = None,
+    restart_window_s: float | None = None,
+    restart_on_any_stale: bool | None = None,
+) -> Any:
+    """Parameters left empty come from ``SCAN_BRIDGE_*`` environment variables (then the defaults)."""
+    logger = get_run_logger()
+    overrides = {
+        name: value
+        for name, value in {
+            "watch_dir": watch_dir,
+            "hazelcast_members": hazelcast_members,
+            "hazelcast_cluster_name": hazelcast_cluster_name,
+            "health_interval_s": health_interval_s,
+            "warn_after_s": warn_after_s,
+            "stale_after_s": stale_after_s,
+            "max_restarts": max_restarts,
+            "restart_delay_s": restart_delay_s,
+            "restart_window_s": restart_window_s,
+            "restart_on_any_stale": restart_on_any_stale,
+        }.items()
+        if value is not None
+    }
+    settings = DaemonSettings(**overrides)
+    context = get_run_context()
+    flow_run = getattr(context, "flow_run", None)
+    run_id = str(flow_run.id) if flow_run is not None else f"local-{os.getpid()}"
+    deployment = os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
+        "scan-bridge-daemon" if flow_run is not None and flow_run.deployment_id else None
+    )
+    supervisor = Supervisor(
+        settings,
+        bridge_command(),
+        bridge_environment(settings),
+        logger=logger,
+        publisher=PrefectPublisher(logger, deployment),
+        pidfile=pidfile_for(run_id),
+    )
+    try:
+        status = supervisor.run()
+    except GaveUp as exc:
+        return Failed(message=str(exc))
+    return _figures(status)
+
+
+def main() -> int:
+    """``python -m scan_bridge.daemon_flow``: 0 when stopped by Ctrl+C or SIGTERM, 1 when the run failed."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        state = scan_bridge_daemon_flow(return_state=True)
+    except (KeyboardInterrupt, SystemExit):
+        return 0
+    except BaseException as exc:  # Prefect's TerminationSignal on SIGTERM
+        if type(exc).__name__ == "TerminationSignal":
+            return 0
+        raise
+    if state.is_completed() or state.is_cancelled():
+        return 0
+    print(f"scan-bridge daemon ended {state.type.value}: {state.message}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

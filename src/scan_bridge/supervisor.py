@@ -1,0 +1,321 @@
+"""The daemon's loop: one queue, one decider, the bridge process and the health check as its inputs.
+
+After honcho's manager: the bridge's output readers, its exit waiter, the health-check thread and
+stop requests only put typed messages on one queue; this loop alone changes state and acts. The
+decisions themselves (restart or not, budget) are pure functions in :mod:`restart_policy`, the
+classification in :mod:`health`; this module only wires them to processes and time.
+
+Nothing here knows Prefect: the daemon flow passes a logger and a :class:`Publisher`, so the loop is
+tested with plain logging and real processes, and runs under Prefect unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .bridge_process import BridgeProcess, Exited, Line, Started
+from .health import FreshnessChecker, FreshnessReport
+from .restart_policy import Action, Decision, ProcessState, RestartBudget, decide, describe_exit, settled_state
+from .settings import DaemonSettings
+
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
+           "CRITICAL": logging.CRITICAL}
+
+
+@dataclass(frozen=True, slots=True)
+class HealthResult:
+    report: FreshnessReport
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    reason: str
+
+
+class GaveUp(Exception):
+    """The restart budget is spent; the message names the restarts, the last exit and the last lines."""
+
+
+@dataclass(slots=True)
+class DaemonStatus:
+    """The figures the daemon publishes: what the design note's monitoring section lists, and more."""
+
+    state: ProcessState = ProcessState.STOPPED
+    pid: int | None = None
+    uptime_s: float | None = None
+    restarts_total: int = 0
+    restarts_in_window: int = 0
+    last_exit_code: int | None = None
+    last_decision: str | None = None
+    report: FreshnessReport | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Publisher(Protocol):
+    """Where the daemon's figures go (a Prefect artifact and events in the flow; nothing in tests)."""
+
+    def health(self, status: DaemonStatus, changed: bool) -> None: ...
+
+    def restarted(self, status: DaemonStatus, reason: str) -> None: ...
+
+    def gave_up(self, status: DaemonStatus, message: str) -> None: ...
+
+
+class NullPublisher:
+    def health(self, status: DaemonStatus, changed: bool) -> None:
+        pass
+
+    def restarted(self, status: DaemonStatus, reason: str) -> None:
+        pass
+
+    def gave_up(self, status: DaemonStatus, message: str) -> None:
+        pass
+
+
+def bridge_line(text: str, stream: str) -> tuple[int, str]:
+    """The level and message of one line of bridge output (JSON from ``--log-format json``, else raw)."""
+    if text.startswith("{"):
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and "message" in payload:
+            level = _LEVELS.get(str(payload.get("level", "INFO")).upper(), logging.INFO)
+            return level, str(payload["message"])
+    return (logging.WARNING if stream == "stderr" else logging.INFO), text
+
+
+class HealthTicker:
+    """Runs the freshness check every ``interval_s`` in its own thread and posts the report.
+
+    A check can take up to its timeout (Hazelcast unreachable); in the loop it would delay noticing a
+    bridge exit, so it runs beside it.
+    """
+
+    def __init__(
+        self,
+        checker: FreshnessChecker,
+        interval_s: float,
+        post: Callable[[HealthResult], None],
+        bridge_running: Callable[[], bool],
+    ) -> None:
+        self._checker = checker
+        self._interval_s = interval_s
+        self._post = post
+        self._bridge_running = bridge_running
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="health-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self._interval_s
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            next_at += self._interval_s
+            try:
+                report = self._checker.check(bridge_running=self._bridge_running())
+            except Exception as exc:  # the ticker must outlive any single check
+                logging.getLogger(__name__).warning("health check failed: %s", exc)
+                continue
+            self._post(HealthResult(report))
+            if next_at < time.monotonic():  # a check longer than the interval: skip, don't pile up
+                next_at = time.monotonic() + self._interval_s
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._checker.close()
+
+
+class Supervisor:
+    """Keeps one bridge process running; ``run()`` returns on :meth:`stop` or raises :class:`GaveUp`."""
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        publisher: Publisher | None = None,
+        pidfile: Path | None = None,
+        start_grace_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.log = logger
+        self.publisher = publisher or NullPublisher()
+        self.pidfile = pidfile
+        self.start_grace_s = start_grace_s
+        self.clock = clock
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.budget = RestartBudget.from_settings(settings)
+        self.status = DaemonStatus()
+        self.process: BridgeProcess | None = None
+        self._restart_at: float | None = None
+        self._restarted_for_file: str | None = None
+        self._ticker: HealthTicker | None = None
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Thread-safe: the loop stops the bridge and returns."""
+        self.events.put(StopRequest(reason))
+
+    def run(self) -> DaemonStatus:
+        self.log.info(
+            "Scan bridge daemon starting: health every %gs, stale after %gs, at most %d restarts in %gs, %gs apart",
+            self.settings.health_interval_s,
+            self.settings.stale_after_s,
+            self.settings.max_restarts,
+            self.settings.restart_window_s,
+            self.settings.restart_delay_s,
+        )
+        self._ticker = HealthTicker(
+            FreshnessChecker(self.settings),
+            self.settings.health_interval_s,
+            self.events.put,
+            lambda: self.process is not None and self.process.is_running(),
+        )
+        try:
+            self._start_bridge()
+            self._ticker.start()
+            while True:
+                try:
+                    message = self.events.get(timeout=self._timeout())
+                except queue.Empty:
+                    continue  # a restart fell due; _timeout() starts it
+                if self._handle(message):
+                    return self.status
+        finally:
+            self._ticker.stop()
+            self._stop_bridge()
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def _timeout(self) -> float | None:
+        while True:
+            if self._restart_at is None:
+                return None
+            remaining = self._restart_at - self.clock()
+            if remaining > 0:
+                return remaining
+            self._restart_at = None
+            self._start_bridge()
+
+    def _handle(self, message: Any) -> bool:
+        """Act on one message; True when the loop should end."""
+        match message:
+            case Line(stream=stream, text=text):
+                level, text = bridge_line(text, stream)
+                self.log.log(level, "[Bridge] %s", text)
+            case Started(pid=pid):
+                self.log.info("Bridge started (pid %d)", pid)
+            case Exited(pid=pid, returncode=code):
+                if self.process is None or pid != self.process.pid:
+                    return False
+                self.status.last_exit_code = code
+                if self.status.state in (ProcessState.STOPPING, ProcessState.BACKOFF):
+                    return False  # we stopped it ourselves
+                self.status.state = ProcessState.EXITED
+                self.log.warning("Bridge %s", describe_exit(code))
+                self._act(decide(ProcessState.EXITED, budget=self.budget, now=self.clock(), returncode=code))
+            case HealthResult(report=report):
+                self._on_report(report)
+            case StopRequest(reason=reason):
+                self.log.info("Stopping the bridge (%s)", reason)
+                return True
+        return False
+
+    def _on_report(self, report: FreshnessReport) -> None:
+        previous = self.status.report
+        changed = previous is None or previous.status != report.status or previous.cause != report.cause
+        self.status.report = report
+        if self.process is not None and self.status.state is ProcessState.STARTING:
+            assert self.process.started_monotonic is not None
+            self.status.state = settled_state(
+                self.status.state, self.process.started_monotonic, self.clock(), self.start_grace_s
+            )
+        level = logging.INFO if report.status.value in ("healthy",) else logging.WARNING
+        self.log.log(level, "Health: %s", _summary(report))
+        decision = decide(
+            self.status.state,
+            report,
+            budget=self.budget,
+            now=self.clock(),
+            restart_on_any_stale=self.settings.restart_on_any_stale,
+            restarted_for_file=self._restarted_for_file,
+        )
+        self._refresh_status()
+        self.publisher.health(self.status, changed)
+        if decision.action is not Action.NONE:
+            self._act(decision)
+
+    def _act(self, decision: Decision) -> None:
+        self.status.last_decision = decision.reason
+        now = self.clock()
+        if decision.action is Action.RESTART:
+            self.status.state = ProcessState.BACKOFF  # set first: the kill's Exited is ours, not a crash
+            if self.process is not None and self.process.is_running():
+                # Stuck (frozen, or alive but not pushing): SIGKILL works on a SIGSTOPped process too.
+                self.process.kill()
+            self.budget.record(now)
+            self.status.restarts_total += 1
+            self._restarted_for_file = getattr(decision, "for_file", None)
+            self._restart_at = now + self.settings.restart_delay_s
+            self.log.warning("Restarting the bridge in %gs: %s", self.settings.restart_delay_s, decision.reason)
+            self._refresh_status()
+            self.publisher.restarted(self.status, decision.reason)
+        elif decision.action is Action.GIVE_UP:
+            self.status.state = ProcessState.FATAL
+            self._refresh_status()
+            tail = self.process.tail_text() if self.process is not None else ""
+            message = (
+                f"Gave up on the bridge: {decision.reason}. "
+                f"{self.status.restarts_total} restarts in all, last exit: {describe_exit(self.status.last_exit_code)}. "
+                f"Last lines:\n{tail}"
+            )
+            self.log.error(message)
+            self.publisher.gave_up(self.status, message)
+            raise GaveUp(message)
+
+    # -- the bridge process -------------------------------------------------------------------------
+
+    def _start_bridge(self) -> None:
+        self.process = BridgeProcess(self.argv, env=self.env, events=self.events, pidfile=self.pidfile)
+        self.process.start()
+        self.status.state = ProcessState.STARTING
+        self._refresh_status()
+
+    def _stop_bridge(self) -> None:
+        if self.process is None or not self.process.is_running():
+            return
+        if self.status.state is not ProcessState.FATAL:
+            self.status.state = ProcessState.STOPPING
+        code = self.process.stop(self.settings.stop_grace_s)
+        self.log.info("Bridge stopped (%s)", describe_exit(code))
+
+    def _refresh_status(self) -> None:
+        now = self.clock()
+        self.status.pid = self.process.pid if self.process is not None else None
+        self.status.uptime_s = self.process.uptime_s() if self.process is not None else None
+        self.status.restarts_in_window = self.budget.used(now)
+
+
+def _summary(report: FreshnessReport) -> str:
+    """One line an operator reads: status, age, scan, rate, assets, heartbeat."""
+    parts = [report.status.value.upper()]
+    if report.cause is not None:
+        parts.append(f"({report.cause.value})")
+    parts.append(f"- {report.message}")
+    return " ".join(parts)
