@@ -21,6 +21,7 @@ a state change (events are pruned by the server after its retention period).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -114,6 +115,8 @@ def render_markdown(status: DaemonStatus) -> str:
                 f"| {entry['at']} | {entry['status']} | {entry.get('data_age_s', '—')} | {entry.get('scan_number', '—')} | {entry.get('note', '')} |"
             )
     lines += ["", f"_Updated {datetime.now(UTC).isoformat(timespec='seconds')}; rewritten on every state change and at most every {ARTIFACT_INTERVAL_S:g} s otherwise._"]
+    # For `deploy.py status`: the same figures, machine-readable, invisible in the rendered page.
+    lines += ["", f"<!-- figures: {json.dumps(figures, default=str)} -->"]
     return "\n".join(lines)
 
 

@@ -1,0 +1,383 @@
+"""The operator's commands behind ``python deploy.py create|start|run|stop|status|health``.
+
+Each command prints a short screen and exits with a code a script can test. A Prefect server or a
+Hazelcast cluster that cannot be reached gets one line naming the address tried and how to start
+it, never a traceback: the operator is usually in the middle of something going wrong already.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+POOL = "dolphin-daemon-pool"
+FLOW = "scan-bridge-daemon"
+DEPLOYMENT = "scan-bridge-daemon"
+FULL_NAME = f"{FLOW}/{DEPLOYMENT}"
+ARTIFACT_KEY = "scan-bridge-health"
+DEFAULT_API = "http://127.0.0.1:4200/api"
+ACTIVE_STATES = ["RUNNING", "PENDING", "CANCELLING", "SCHEDULED"]
+HEALTH_EXIT = {"healthy": 0, "warning": 1, "stale": 2, "missing": 2, "down": 2, "error": 3}
+
+
+class Unreachable(Exception):
+    """A server we need is not there; the message says which address and how to start it."""
+
+
+def project_dir() -> Path:
+    """The checkout holding prefect.yaml (deploy.py sits beside it)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "prefect.yaml").is_file():
+            return parent
+    return Path.cwd()
+
+
+def api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL") or DEFAULT_API
+
+
+def require_api() -> str:
+    url = api_url()
+    try:
+        httpx.get(url.rstrip("/") + "/health", timeout=3).raise_for_status()
+    except Exception as exc:
+        raise Unreachable(
+            f"Prefect API not reachable at {url} ({type(exc).__name__}); start a server with "
+            f"`prefect server start` or point PREFECT_API_URL at one"
+        ) from None
+    return url
+
+
+def _client() -> Any:
+    os.environ.setdefault("PREFECT_API_URL", api_url())
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+def _ui(url: str) -> str:
+    return url.removesuffix("/api").rstrip("/")
+
+
+# -- create / start -----------------------------------------------------------------------------------
+
+
+def ensure_pool(client: Any) -> bool:
+    """Create the process work pool unless it exists; True when created."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        client.read_work_pool(POOL)
+        return False
+    except ObjectNotFound:
+        client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+        return True
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    url = require_api()
+    with _client() as client:
+        created = ensure_pool(client)
+    print(f"work pool {POOL}: {'created' if created else 'exists'}")
+    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=project_dir(),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        print(f"prefect deploy failed (exit {result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}", file=sys.stderr)
+        return 1
+    print(f"deployment {FULL_NAME}: created or updated from {project_dir() / 'prefect.yaml'}")
+    print(f"next: python deploy.py start   (a worker on {POOL}), then python deploy.py run")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    url = require_api()
+    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL]
+    if args.name:
+        argv += ["--name", args.name]
+    worker = subprocess.Popen(argv, env=env, cwd=project_dir())
+
+    def forward(signum: int, _frame: Any) -> None:
+        worker.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = worker.wait()
+    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143) else code
+
+
+# -- run / stop ---------------------------------------------------------------------------------------
+
+
+def _deployment(client: Any) -> Any | None:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return client.read_deployment_by_name(FULL_NAME)
+    except ObjectNotFound:
+        return None
+
+
+def _runs(client: Any, deployment_id: Any, states: list[str] | None = None, limit: int = 10) -> list[Any]:
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    run_filter = None
+    if states:
+        run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)))
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=run_filter,
+        sort=FlowRunSort.START_TIME_DESC,
+        limit=limit,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    url = require_api()
+    with _client() as client:
+        deployment = _deployment(client)
+        if deployment is None:
+            print(f"no deployment {FULL_NAME}: run `python deploy.py create` first", file=sys.stderr)
+            return 1
+        run = client.create_flow_run_from_deployment(deployment.id)
+    print(f"flow run {run.name} ({run.id}) scheduled; a worker on {POOL} picks it up")
+    print(f"watch it: {_ui(url)}/runs/flow-run/{run.id}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    import time
+
+    from prefect.states import Cancelled, Cancelling
+
+    require_api()
+    with _client() as client:
+        deployment = _deployment(client)
+        if deployment is None:
+            print(f"no deployment {FULL_NAME}", file=sys.stderr)
+            return 1
+        runs = _runs(client, deployment.id, ACTIVE_STATES)
+        if not runs:
+            print("no active run to stop")
+            return 0
+        for run in runs:
+            if args.force:
+                client.set_flow_run_state(run.id, Cancelled(message="forced by deploy.py stop --force"), force=True)
+                killed = _kill_local_bridge(str(run.id))
+                print(f"{run.name}: forced to CANCELLED" + (f"; killed bridge pid {killed}" if killed else ""))
+            elif run.state_type.value == "CANCELLING":
+                print(f"{run.name}: already CANCELLING")
+            else:
+                client.set_flow_run_state(run.id, Cancelling(message="deploy.py stop"))
+                print(f"{run.name}: cancelling")
+        if args.force:
+            return 0
+        deadline = time.monotonic() + args.timeout
+        pending = {run.id for run in runs}
+        while pending and time.monotonic() < deadline:
+            for run_id in list(pending):
+                if client.read_flow_run(run_id).state_type.value in ("CANCELLED", "COMPLETED", "FAILED", "CRASHED"):
+                    pending.discard(run_id)
+            if pending:
+                time.sleep(0.5)
+        if pending:
+            print(
+                f"{len(pending)} run(s) still not cancelled after {args.timeout:g} s: is its worker gone? "
+                "`python deploy.py stop --force` marks it cancelled and frees the concurrency slot",
+                file=sys.stderr,
+            )
+            return 1
+        print("stopped")
+        return 0
+
+
+def _kill_local_bridge(run_id: str) -> int | None:
+    from .daemon_flow import _kill_bridge_by_pidfile, pidfile_for
+
+    path = pidfile_for(run_id)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    _kill_bridge_by_pidfile(None, type("Run", (), {"id": run_id})(), None)
+    return pid
+
+
+# -- status / health ----------------------------------------------------------------------------------
+
+
+def _age(when: datetime | None) -> str:
+    if when is None:
+        return "—"
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def artifact_figures(client: Any) -> dict[str, Any] | None:
+    """The figures the daemon last published (embedded as JSON in its artifact)."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    artifacts = client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])), sort=ArtifactSort.CREATED_DESC, limit=1
+    )
+    if not artifacts:
+        return None
+    text = str(artifacts[0].data or "")
+    marker = "<!-- figures: "
+    if marker not in text:
+        return None
+    try:
+        return json.loads(text.split(marker, 1)[1].split(" -->", 1)[0])
+    except ValueError:
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    try:
+        url = require_api()
+    except Unreachable as exc:
+        print(f"Prefect API   : {exc}")
+        return 1
+    print(f"Prefect API   : {url} reachable")
+    with _client() as client:
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            client.read_work_pool(POOL)
+            workers = client.read_workers_for_work_pool(POOL)
+            online = [w for w in workers if str(getattr(w.status, "value", w.status)).upper() == "ONLINE"]
+            print(f"Work pool     : {POOL}, {len(online)} worker(s) online" + (f" ({', '.join(w.name for w in online)})" if online else ""))
+            if not online:
+                problems.append(f"no worker online: `python deploy.py start` (or `prefect worker start --pool {POOL}`)")
+        except ObjectNotFound:
+            print(f"Work pool     : {POOL} missing")
+            problems.append("`python deploy.py create`")
+            online = []
+        deployment = _deployment(client)
+        if deployment is None:
+            print(f"Deployment    : {FULL_NAME} missing")
+            problems.append("`python deploy.py create`")
+            runs = []
+        else:
+            print(f"Deployment    : {FULL_NAME} present")
+            runs = _runs(client, deployment.id, limit=1)
+        figures = artifact_figures(client) if deployment is not None else None
+        if runs:
+            run = runs[0]
+            state = run.state_type.value if run.state_type else "?"
+            since = run.state.timestamp if run.state is not None else None
+            restarts = figures.get("restarts_total") if figures else None
+            print(f"Flow run      : {run.name} {state} since {_age(since)} ago; restarts {restarts if restarts is not None else '—'}")
+            if state != "RUNNING":
+                problems.append("no daemon running: `python deploy.py run`")
+            if state == "CANCELLING" and since is not None and (datetime.now(UTC) - since).total_seconds() > 60:
+                problems.append("run stuck in CANCELLING (its worker is gone?): `python deploy.py stop --force`")
+            if state == "RUNNING" and not online:
+                problems.append("run RUNNING but no worker online: if the daemon is gone too, `python deploy.py stop --force`")
+        elif deployment is not None:
+            print("Flow run      : none yet")
+            problems.append("`python deploy.py run`")
+    report = _health_report()
+    print(
+        f"Health        : {report.status.value.upper()}"
+        + (f" ({report.cause.value})" if report.cause else "")
+        + f": {report.message}"
+    )
+    print(
+        f"                data age {_fmt(report.data_age_s, ' s')}, scan #{report.scan_number if report.scan_number is not None else '—'}, "
+        f"{report.asset_count if report.asset_count is not None else '—'} assets"
+    )
+    if report.status.value != "healthy":
+        problems.append(f"health is {report.status.value}")
+    for problem in dict.fromkeys(problems):
+        print(f"  ! {problem}")
+    return 1 if problems else 0
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "—" if value is None else f"{value:.1f}{unit}"
+
+
+def _health_report() -> Any:
+    from .health import check_hazelcast_data_freshness
+
+    return check_hazelcast_data_freshness()
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    report = _health_report()
+    if args.json:
+        print(report.model_dump_json())
+    else:
+        print(f"{report.status.value.upper()}" + (f" ({report.cause.value})" if report.cause else "") + f": {report.message}")
+        if report.status.value == "error":
+            print("  start a local member with `python -m scan_bridge.localcluster`, or set SCAN_BRIDGE_HAZELCAST_MEMBERS")
+    return HEALTH_EXIT.get(report.status.value, 2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python deploy.py", description="Deploy and operate the scan bridge daemon.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("create", help="create the work pool (if missing) and the deployment from prefect.yaml; safe to repeat",
+                   description="Create the work pool (if missing) and the deployment from prefect.yaml; safe to repeat.").set_defaults(func=cmd_create)
+    start = sub.add_parser("start", help=f"run a worker on {POOL} in the foreground (Ctrl+C stops it)",
+                           description=f"Run a worker on {POOL} in the foreground, like `prefect worker start --pool {POOL}`; Ctrl+C stops it.")
+    start.add_argument("--name", help="worker name")
+    start.set_defaults(func=cmd_start)
+    sub.add_parser("run", help="start a flow run of the deployment", description="Start a flow run of the deployment.").set_defaults(func=cmd_run)
+    stop = sub.add_parser("stop", help="cancel the running daemon (its bridge goes with it)",
+                          description="Cancel the active run(s) of the deployment; the bridge goes with them.")
+    stop.add_argument("--force", action="store_true", help="mark runs CANCELLED without a worker (a run whose worker died), freeing the concurrency slot, and kill a local bridge left behind")
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cancellation (default 30)")
+    stop.set_defaults(func=cmd_stop)
+    sub.add_parser("status", help="one screen: API, pool and workers, deployment, run, health; exit 1 if anything is wrong",
+                   description="One screen: Prefect API, work pool and workers, deployment, the current or last run, the latest health. Exit 1 when something is wrong.").set_defaults(func=cmd_status)
+    health = sub.add_parser("health", help="check data freshness once; exit 0 healthy, 1 warning, 2 stale/missing/down, 3 error",
+                            description="Check data freshness once. Exit 0 healthy, 1 warning, 2 stale, missing or down, 3 error (Hazelcast unreachable).")
+    health.add_argument("--json", action="store_true", help="print the report as JSON")
+    health.set_defaults(func=cmd_health)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Unreachable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
