@@ -29,8 +29,9 @@ import httpx
 
 from .control import POOL, project_dir
 
-PREFECT_PORT = 4200
-HAZELCAST_PORT = 5701
+# Fixed by the README's promise (the UI at localhost:4200); overridable for tests that run beside one.
+PREFECT_PORT = int(os.environ.get("SCAN_BRIDGE_LOCAL_PREFECT_PORT", "4200"))
+HAZELCAST_PORT = int(os.environ.get("SCAN_BRIDGE_LOCAL_HAZELCAST_PORT", "5701"))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -185,7 +186,8 @@ def _healthy(url: str) -> bool:
 
 
 def main() -> int:
-    return Launcher(project_dir() / ".state").run()
+    state = Path(os.environ.get("SCAN_BRIDGE_LOCAL_STATE_DIR") or project_dir() / ".state")
+    return Launcher(state).run()
 
 
 if __name__ == "__main__":
