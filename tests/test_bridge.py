@@ -322,3 +322,17 @@ def test_human_log_format_by_default(tmp_path, scans, env):
         wait_for(lambda: "Connected to Hazelcast" in runner.log_path.read_text(), 30, "human line")
         first = runner.log_path.read_text().splitlines()[0]
         assert not first.startswith("{")
+
+
+def test_no_busy_loop_while_the_cluster_is_away(scans):
+    """A push that failed as the cluster went away must not make the loop spin until it returns."""
+    from scan_bridge.service import Bridge
+    from scan_bridge.settings import BridgeSettings
+
+    now = [1000.0]
+    bridge = Bridge(BridgeSettings(watch_dir=scans), clock=lambda: now[0])
+    bridge.connected = False
+    bridge._push_failed(OSError("cluster gone"))  # schedules a catch-up retry
+    now[0] += 60  # the retry time has long passed, the cluster is still away
+    bridge._tick()
+    assert bridge._next_due() > now[0], "the loop would wait with a zero timeout, i.e. spin"

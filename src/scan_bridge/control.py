@@ -93,6 +93,9 @@ def cmd_create(args: argparse.Namespace) -> int:
         created = ensure_pool(client)
     print(f"work pool {POOL}: {'created' if created else 'exists'}")
     env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # prefect.yaml's pull step says `{{ $PWD }}`, which `prefect deploy` fills from this variable, not
+    # from its working directory: run from elsewhere, it would record the caller's directory.
+    env["PWD"] = str(project_dir())
     result = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
         cwd=project_dir(),
@@ -310,11 +313,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("Flow run      : none yet")
             problems.append("`python deploy.py run`")
     report = _health_report()
-    print(
-        f"Health        : {report.status.value.upper()}"
-        + (f" ({report.cause.value})" if report.cause else "")
-        + f": {report.message}"
-    )
+    print(f"Health        : {_verdict(report)}")
     print(
         f"                data age {_fmt(report.data_age_s, ' s')}, scan #{report.scan_number if report.scan_number is not None else '—'}, "
         f"{report.asset_count if report.asset_count is not None else '—'} assets"
@@ -324,6 +323,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for problem in dict.fromkeys(problems):
         print(f"  ! {problem}")
     return 1 if problems else 0
+
+
+def _verdict(report: Any) -> str:
+    """``HEALTHY: data 0.4 s old ...``: the status once (the report's message starts with it in lower case)."""
+    head = report.status.value + (f" ({report.cause.value})" if report.cause else "")
+    return f"{head.upper()}: {report.message.removeprefix(head + ': ')}"
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -341,9 +346,10 @@ def cmd_health(args: argparse.Namespace) -> int:
     if args.json:
         print(report.model_dump_json())
     else:
-        print(f"{report.status.value.upper()}" + (f" ({report.cause.value})" if report.cause else "") + f": {report.message}")
-        if report.status.value == "error":
-            print("  start a local member with `python -m scan_bridge.localcluster`, or set SCAN_BRIDGE_HAZELCAST_MEMBERS")
+        hint = ""
+        if report.status.value == "error":  # one line, like the API's: the address tried and how to start one
+            hint = "; start a local member with `python -m scan_bridge.localcluster`, or set SCAN_BRIDGE_HAZELCAST_MEMBERS"
+        print(_verdict(report) + hint)
     return HEALTH_EXIT.get(report.status.value, 2)
 
 

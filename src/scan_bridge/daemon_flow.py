@@ -247,6 +247,7 @@ def scan_bridge_daemon_flow(
         logger=logger,
         publisher=PrefectPublisher(logger, deployment),
         pidfile=pidfile_for(run_id),
+        start_grace_s=settings.start_grace_s,
     )
     try:
         status = supervisor.run()
@@ -255,9 +256,24 @@ def scan_bridge_daemon_flow(
     return _figures(status)
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM while no flow run holds it: stop as on Ctrl+C.
+
+    During the run Prefect's own handler raises ``TerminationSignal`` (the supervisor stops the bridge
+    as it propagates); after reporting the run, Prefect sends the signal again to the handler that
+    was there before, expecting the default action. Dying by that signal would exit 143 and lose
+    the run's last log lines (still in the batch for the API), so this handler takes that second
+    delivery and lets the ``TerminationSignal`` already on its way reach :func:`main`.
+    """
+    if type(sys.exc_info()[1]).__name__ == "TerminationSignal":
+        return
+    raise SystemExit(0)
+
+
 def main() -> int:
     """``python -m scan_bridge.daemon_flow``: 0 when stopped by Ctrl+C or SIGTERM, 1 when the run failed."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         state = scan_bridge_daemon_flow(return_state=True)
     except (KeyboardInterrupt, SystemExit):

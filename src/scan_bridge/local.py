@@ -98,7 +98,7 @@ class Launcher:
         from .localcluster import LocalCluster
 
         self.say(f"Hazelcast: starting a member on 127.0.0.1:{HAZELCAST_PORT}")
-        self.cluster = LocalCluster("dev", [HAZELCAST_PORT], self.state / "hazelcast")
+        self.cluster = LocalCluster("dev", [HAZELCAST_PORT], self.state / "hazelcast", heap="1g")
         self.cluster.start()
         self.env["SCAN_BRIDGE_HAZELCAST_MEMBERS"] = f"127.0.0.1:{HAZELCAST_PORT}"
         self.env["SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME"] = "dev"

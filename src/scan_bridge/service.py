@@ -32,7 +32,7 @@ from .discovery import iter_newest, newest_files, scan_number_from_name
 from .logs import fields, setup_logging
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanRecord, read_scan
 from .settings import BridgeSettings, describe_validation_error
-from .sink import ScanSink, SinkUnavailable
+from .sink import PendingPush, ScanSink, SinkUnavailable
 from .watcher import DirSeen, FileSeen, ScanWatcher
 
 log = logging.getLogger("scan_bridge.service")
@@ -183,8 +183,8 @@ class Bridge:
         due = [self._heartbeat_due, self._summary_due, self._rescan_due]
         if self._pending:
             due.append(min(p.next_try for p in self._pending.values()))
-        if self._reconcile_due is not None:
-            due.append(self._reconcile_due)
+        if self._reconcile_due is not None and self.connected:
+            due.append(self._reconcile_due)  # while disconnected, the reconnect itself reconciles
         return min(due)
 
     def _handle(self, message: Message) -> None:
@@ -309,16 +309,26 @@ class Bridge:
     # -- Hazelcast --------------------------------------------------------------------------------
 
     def _push(self, records: list[ScanRecord]) -> bool:
+        pending = self._submit(records)
+        return pending is not None and self._finish(pending)
+
+    def _submit(self, records: list[ScanRecord]) -> PendingPush | None:
         if self.sink is None or not self.connected:
-            self._reconcile_due = self._reconcile_due or self.clock()
-            return False
+            return None  # nothing lost: the reconcile on reconnect pushes what is on disk
         try:
-            self.sink.push(records)
+            return self.sink.submit(records)
+        except Exception as exc:
+            self._push_failed(exc)
+            return None
+
+    def _finish(self, pending: PendingPush) -> bool:
+        try:
+            pending.wait()
         except Exception as exc:
             self._push_failed(exc)
             return False
-        self.counters.pushed_total += len(records)
-        self.counters.pushed_since_summary += len(records)
+        self.counters.pushed_total += len(pending)
+        self.counters.pushed_since_summary += len(pending)
         return True
 
     def _push_failed(self, exc: BaseException) -> None:
@@ -363,10 +373,15 @@ class Bridge:
             )
 
     def _push_from_disk(self, paths: Iterable[Path], present: set[int]) -> int | None:
-        """Read and push in batches; returns how many were pushed, or None if the cluster failed us."""
+        """Read and push in batches, one batch in flight while the next is read.
+
+        Returns how many were pushed, or None if the cluster failed us (the caller retries later).
+        """
         batch: list[ScanRecord] = []
+        in_flight: PendingPush | None = None
         pushed = 0
         now = self.clock()
+        floor = self.sink.retention_floor() if self.sink else None
         for path in paths:
             if path in self._rejected:
                 continue
@@ -374,19 +389,27 @@ class Bridge:
             record = self._try(path, now)
             if record is None:
                 continue
-            floor = self.sink.retention_floor() if self.sink else None
             if record.scan_number in present or (floor is not None and record.scan_number < floor):
                 continue
             batch.append(record)
-            if len(batch) >= self.settings.batch_size:
-                if not self._push(batch):
+            if len(batch) < self.settings.batch_size:
+                continue
+            if in_flight is not None:
+                if not self._finish(in_flight):
                     return None
-                pushed += len(batch)
-                batch = []
-        if batch:
-            if not self._push(batch):
+                pushed += len(in_flight)
+            in_flight = self._submit(batch)
+            if in_flight is None:
                 return None
-            pushed += len(batch)
+            batch = []
+        final = self._submit(batch) if batch else None
+        if batch and final is None:
+            return None
+        for pending in (in_flight, final):
+            if pending is not None:
+                if not self._finish(pending):
+                    return None
+                pushed += len(pending)
         return pushed
 
     def _heartbeat(self) -> None:

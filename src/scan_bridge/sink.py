@@ -104,35 +104,38 @@ class ScanSink:
     # -- writing ----------------------------------------------------------------------------------
 
     def push(self, records: Sequence[ScanRecord]) -> int | None:
-        """Write ``records`` to history (one ``put_all``) and move latest forward if one is newer.
+        """Write ``records`` and wait: :meth:`submit` then :meth:`PendingPush.wait`."""
+        return self.submit(records).wait()
 
-        Returns the new latest scan number when latest moved, else None. Raises on cluster errors;
-        the caller decides whether to retry (everything here may be written again safely).
+    def submit(self, records: Sequence[ScanRecord]) -> PendingPush:
+        """Start writing ``records`` to history (one ``put_all``) and move latest forward if one is newer.
+
+        Returns at once, so the caller can read the next batch while this one travels (catch-up
+        reads and writes overlap). Writes to one key keep their order (one partition, one
+        connection), so batches submitted oldest first leave the newest as latest.
         """
-        if not records:
-            return None
         pushed_at = _now()
         documents = {r.scan_number: HazelcastJsonValue(document_json(r, pushed_at)) for r in records}
-        newest = max(records, key=lambda r: r.scan_number)
-        moves_latest = self.latest_number is None or newest.scan_number > self.latest_number
         futures = []
+        newest = max(documents) if documents else None
+        moves_latest = newest is not None and (self.latest_number is None or newest > self.latest_number)
         if len(documents) == 1:
-            (number, document), = documents.items()
+            ((number, document),) = documents.items()
             futures.append(self._history.set(number, document))
-        else:
+        elif documents:
             futures.append(self._history.put_all(documents))
         if moves_latest:
-            futures.append(self._features.set(self._settings.latest_key, documents[newest.scan_number]))
-        for future in futures:
-            future.result()
-        for number in documents:
+            assert newest is not None
+            futures.append(self._features.set(self._settings.latest_key, documents[newest]))
+            self.latest_number = newest  # re-read from the cluster on every reconnect, should this fail
+        return PendingPush(self, list(documents), newest if moves_latest else None, futures)
+
+    def _committed(self, numbers: Sequence[int]) -> None:
+        for number in numbers:
             index = bisect.bisect_left(self._known, number)
             if index == len(self._known) or self._known[index] != number:
                 self._known.insert(index, number)
-        if moves_latest:
-            self.latest_number = newest.scan_number
         self._trim_if_due()
-        return newest.scan_number if moves_latest else None
 
     def _trim_if_due(self) -> None:
         slack = max(10, self._retention // 20)
@@ -161,6 +164,26 @@ class ScanSink:
 
     def close(self) -> None:
         self._client.shutdown()
+
+
+class PendingPush:
+    """A submitted batch; :meth:`wait` raises what the cluster raised, and books the batch when done."""
+
+    def __init__(self, sink: ScanSink, numbers: list[int], new_latest: int | None, futures: list[Any]) -> None:
+        self._sink = sink
+        self.numbers = numbers
+        self.new_latest = new_latest
+        self._futures = futures
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def wait(self) -> int | None:
+        """Block until written; the new latest scan number if latest moved, else None."""
+        for future in self._futures:
+            future.result()
+        self._sink._committed(self.numbers)
+        return self.new_latest
 
 
 def _scan_number_of(value: Any) -> int | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,11 @@ from .bridge_process import BridgeProcess, Exited, Line, Started
 from .health import FreshnessChecker, FreshnessReport
 from .restart_policy import Action, Decision, ProcessState, RestartBudget, decide, describe_exit, settled_state
 from .settings import DaemonSettings
+
+#: How long a stop caused by a signal looks for the bridge announcing it is stopping on its own (see _stop_bridge).
+SELF_STOP_NOTICE_S = 0.5
+#: How long a stop waits for the bridge's last lines once it is gone (its readers reach EOF at once, normally).
+LAST_LINES_WAIT_S = 2.0
 
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
            "CRITICAL": logging.CRITICAL}
@@ -187,6 +193,7 @@ class Supervisor:
             self.events.put,
             lambda: self.process is not None and self.process.is_running(),
         )
+        reason, signalled = "stop requested", False
         try:
             self._start_bridge()
             self._ticker.start()
@@ -195,11 +202,18 @@ class Supervisor:
                     message = self.events.get(timeout=self._timeout())
                 except queue.Empty:
                     continue  # a restart fell due; _timeout() starts it
+                if isinstance(message, StopRequest):
+                    reason = message.reason
                 if self._handle(message):
                     return self.status
+        except BaseException as exc:
+            reason, signalled = _stop_reason(exc)
+            raise
         finally:
-            self._ticker.stop()
-            self._stop_bridge()
+            try:
+                self._stop_bridge(reason, signalled)  # first: the ticker's stop may wait out a check in progress
+            finally:
+                self._ticker.stop()
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -232,9 +246,8 @@ class Supervisor:
                 self._act(decide(ProcessState.EXITED, budget=self.budget, now=self.clock(), returncode=code))
             case HealthResult(report=report):
                 self._on_report(report)
-            case StopRequest(reason=reason):
-                self.log.info("Stopping the bridge (%s)", reason)
-                return True
+            case StopRequest():
+                return True  # run() stops the bridge, and says so
         return False
 
     def _on_report(self, report: FreshnessReport) -> None:
@@ -279,7 +292,7 @@ class Supervisor:
         elif decision.action is Action.GIVE_UP:
             self.status.state = ProcessState.FATAL
             self._refresh_status()
-            tail = self.process.tail_text() if self.process is not None else ""
+            tail = _tail_text(self.process) if self.process is not None else ""
             message = (
                 f"Gave up on the bridge: {decision.reason}. "
                 f"{self.status.restarts_total} restarts in all, last exit: {describe_exit(self.status.last_exit_code)}. "
@@ -297,19 +310,78 @@ class Supervisor:
         self.status.state = ProcessState.STARTING
         self._refresh_status()
 
-    def _stop_bridge(self) -> None:
-        if self.process is None or not self.process.is_running():
+    def _stop_bridge(self, reason: str, signalled: bool = False) -> None:
+        """Stop a running bridge (SIGTERM, then SIGKILL after ``stop_grace_s``) and log its last lines.
+
+        The loop no longer reads the queue here, so this forwards the bridge's lines itself: without
+        that its own "Stopping"/"Stopped" lines were lost. When the daemon stops because of a signal
+        (``signalled``), the bridge has often had the same one: Ctrl+C in a terminal and a Prefect
+        worker's cancel signal the whole process group. It is then stopping already, and a second
+        signal can land after its interpreter has restored the default handlers on its way out,
+        which kills it ("killed by SIGTERM" instead of its exit code 0). So for a moment we look for
+        its "Stopping (...)" line, and if it comes we only wait for it (escalating after the grace).
+        """
+        process = self.process
+        if process is None or process.pid is None or not process.is_running():
             return
+        pid = process.pid
         if self.status.state is not ProcessState.FATAL:
             self.status.state = ProcessState.STOPPING
-        code = self.process.stop(self.settings.stop_grace_s)
+        self.log.info("Stopping the bridge (%s)", reason)
+        grace = self.settings.stop_grace_s
+        if signalled and self._forward_lines(
+            pid, SELF_STOP_NOTICE_S, lambda m: _announces_stop(m, pid) or (isinstance(m, Exited) and m.pid == pid)
+        ):
+            process.wait(grace)
+        code = process.stop(grace)  # signals only if still running
+        self._forward_lines(pid, LAST_LINES_WAIT_S, lambda m: isinstance(m, Exited) and m.pid == pid)
         self.log.info("Bridge stopped (%s)", describe_exit(code))
+
+    def _forward_lines(self, pid: int, timeout_s: float, until: Callable[[Any], bool]) -> bool:
+        """Log the queued lines of bridge ``pid`` for up to ``timeout_s``; True as soon as ``until(message)``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                message = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if isinstance(message, Line) and message.pid == pid:
+                self._handle(message)
+            if until(message):
+                return True
 
     def _refresh_status(self) -> None:
         now = self.clock()
         self.status.pid = self.process.pid if self.process is not None else None
         self.status.uptime_s = self.process.uptime_s() if self.process is not None else None
         self.status.restarts_in_window = self.budget.used(now)
+
+
+def _stop_reason(exc: BaseException) -> tuple[str, bool]:
+    """Why the loop ended on an exception, for the log; and whether a signal caused it."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT", True
+    number = getattr(exc, "signal", None)  # Prefect's TerminationSignal (SIGTERM), without importing Prefect
+    if isinstance(number, int):
+        try:
+            return signal.Signals(number).name, True
+        except ValueError:
+            return f"signal {number}", True
+    if isinstance(exc, GaveUp):
+        return "gave up", False
+    return f"{type(exc).__name__}: {exc}", False
+
+
+def _announces_stop(message: Any, pid: int) -> bool:
+    """The bridge's own "Stopping (SIGTERM)" line (service.py logs it as soon as it handles a signal)."""
+    return isinstance(message, Line) and message.pid == pid and bridge_line(message.text, message.stream)[1].startswith("Stopping (")
+
+
+def _tail_text(process: BridgeProcess) -> str:
+    """The bridge's last lines as messages (not its JSON), stderr lines marked: for the "gave up" message."""
+    return "\n".join(
+        ("! " if line.stream == "stderr" else "  ") + bridge_line(line.text, line.stream)[1] for line in process.last_lines()
+    )
 
 
 def _summary(report: FreshnessReport) -> str:
