@@ -261,6 +261,8 @@ class Bridge:
             self._summary()
         if now >= self._rescan_due:
             self._rescan_due = now + RESCAN_INTERVAL_S
+            if self._watcher is not None:
+                self._watcher.retire()
             for path in newest_files(self.settings.watch_dir, RESCAN_FILES):
                 if path not in self._finished and path not in self._pending:
                     self._handle(FileSeen(path))

@@ -108,7 +108,9 @@ class BridgeSettings(HazelcastSettings):
     )
     poll_interval_s: float = Field(default=1.0, gt=0, description="Polling observer: seconds between looks.")
     watch_recent_dirs: int = Field(
-        default=2, ge=1, description="How many of the newest sub-folders are watched beside the top folder."
+        default=1,
+        ge=1,
+        description="How many of the newest sub-folders are watched beside the top folder (older ones for 10 more minutes).",
     )
     complete_deadline_s: float = Field(
         default=30.0, gt=0, description="How long a file may stay incomplete (still being written) before it is rejected."

@@ -14,6 +14,7 @@ Events are not decisions: the watcher only reports paths; the bridge's loop deci
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from .discovery import is_scan_path, newest_subdirs
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph", "glusterfs", "fuse.glusterfs", "lustre"}
 )
+RETIRE_AFTER_S = 600.0
 _EVENTS = [DirCreatedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent]
 
 
@@ -114,6 +116,7 @@ class ScanWatcher:
             PollingObserver(timeout=poll_interval_s) if self.kind == "polling" else Observer()
         )
         self._followed: dict[Path, ObservedWatch] = {}
+        self._retiring: dict[Path, float] = {}
 
     def start(self) -> None:
         self._observer.schedule(self._handler, str(self.root), recursive=False, event_filter=_EVENTS)
@@ -121,15 +124,30 @@ class ScanWatcher:
             self.follow(directory)
         self._observer.start()
 
-    def follow(self, directory: Path) -> None:
-        """Watch a (new) sub-folder recursively, and stop watching the oldest beyond ``recent_dirs``."""
+    def follow(self, directory: Path, now: float | None = None) -> None:
+        """Watch a (new) sub-folder recursively; folders pushed out of the newest ``recent_dirs`` are
+        dropped ``RETIRE_AFTER_S`` later (:meth:`retire`), so that a scanner still finishing
+        yesterday's last files at midnight is not missed, while yesterday's full folder is not
+        polled all day (the polling observer's cost grows with the files in the folders it watches).
+        """
         if directory in self._followed or not directory.is_dir():
             return
         self._followed[directory] = self._observer.schedule(
             self._handler, str(directory), recursive=True, event_filter=_EVENTS
         )
+        when = (time.monotonic() if now is None else now) + RETIRE_AFTER_S
         for old in sorted(self._followed, key=lambda p: p.name)[: -self._recent_dirs]:
-            self._observer.unschedule(self._followed.pop(old))
+            self._retiring.setdefault(old, when)
+
+    def retire(self, now: float | None = None) -> None:
+        """Stop watching folders whose grace has passed; called from the bridge's loop."""
+        now = time.monotonic() if now is None else now
+        for old, when in list(self._retiring.items()):
+            if when <= now:
+                del self._retiring[old]
+                watch = self._followed.pop(old, None)
+                if watch is not None:
+                    self._observer.unschedule(watch)
 
     @property
     def followed(self) -> list[Path]:

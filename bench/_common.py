@@ -1,0 +1,347 @@
+"""Shared plumbing for the bridge benchmarks: a real member, a real bridge process, timing helpers.
+
+Nothing here is measured itself; every benchmark script imports it from ``bench/`` (they put
+their own folder on ``sys.path``). Conventions all scripts follow:
+
+* a real Hazelcast member from the jar (:class:`scan_bridge.localcluster.LocalCluster`), unique
+  cluster name, free loopback port, workdir in a temp dir, stopped at the end;
+* the bridge as a real child process (``python -m scan_bridge.service --log-format json``),
+  pointed at the member through ``SCAN_BRIDGE_HAZELCAST_*``, with its own map names;
+* wall times with ``time.perf_counter`` in this process; the bridge's own log times (wall clock,
+  millisecond resolution) are converted against the ``time.time()`` taken when it was started.
+
+The member runs with the test flags of ``localcluster`` except for two that would distort a
+benchmark: its heap (256 MB cannot hold 5,000 documents of ~100 KB) and the C1-only JIT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import hazelcast
+
+from scan_bridge import localcluster
+from scan_bridge.localcluster import HAZELCAST_VERSION, LocalCluster, LocalClusterError, find_jar, free_port_block
+
+CACHE_ROOT = Path(tempfile.gettempdir()) / "scan-bridge-bench-cache"
+
+
+
+def bench_jvm_flags(heap: str = "2g") -> tuple[str, ...]:
+    """The member's flags for benchmarks: the test flags, a heap that holds the data, and the full JIT."""
+    flags = tuple(
+        {"-Xms64m": "-Xms512m"}.get(flag, flag)
+        for flag in localcluster._JVM_FLAGS
+        if flag != "-XX:TieredStopAtLevel=1"
+    )
+    # For diagnosis only (e.g. "-Xlog:gc:file=/tmp/gc.log"); the figures in docs/performance.md use none.
+    return flags + tuple(os.environ.get("BENCH_MEMBER_JVM_FLAGS", "").split())
+
+
+BENCH_JVM_FLAGS = bench_jvm_flags()
+
+#: localcluster's members run without per-entry JSON metadata; ``json_metadata=True`` restores the
+#: member's own default, to measure what a cluster configured by its defaults does.
+_METADATA_OFF = "metadata-policy: OFF"
+_METADATA_DEFAULT = "metadata-policy: CREATE_ON_UPDATE"
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def command_line() -> str:
+    """The exact command that produced this output, to paste into docs/performance.md."""
+    script = os.path.relpath(sys.argv[0], Path(__file__).resolve().parents[1])
+    return shlex.join(["python", script, *sys.argv[1:]])
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), ``q`` in 0..100."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    pos = (len(data) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def log(text: str) -> None:
+    """Progress on stderr, so stdout holds only the report."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, str]:
+    import numpy
+    import orjson
+    import psutil
+    import pyarrow
+    import watchdog.version
+
+    try:
+        java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr.splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        java = "?"
+    freq = psutil.cpu_freq()
+    return {
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "cpu": _cpu_model() + (f" ({freq.max:.0f} MHz max)" if freq and freq.max else ""),
+        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "pyarrow": pyarrow.__version__,
+        "hazelcast-python-client": hazelcast.__version__,
+        "hazelcast member": f"{HAZELCAST_VERSION} (jar, 1 member, {' '.join(f for f in BENCH_JVM_FLAGS if f.startswith(('-Xm', '-XX')))} unless stated)",
+        "java": java,
+        "watchdog": watchdog.version.VERSION_STRING,
+        "numpy / orjson": f"{numpy.__version__} / {orjson.__version__}",
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def print_header(title: str) -> None:
+    print(f"## {title}\n")
+    print(f"command: `{command_line()}`\n")
+    print(", ".join(f"{k} {v}" for k, v in machine().items()) + "\n")
+
+
+# -- the member ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def hazelcast_member(workdir: Path, heap: str = "2g", json_metadata: bool = True) -> Iterator[LocalCluster]:
+    """One started member with the benchmark flags; stopped (and its JVM gone) on exit.
+
+    ``json_metadata=False`` keeps localcluster's ``metadata-policy: OFF`` on every map; True restores the
+    member's default (CREATE_ON_UPDATE). By default
+    the member parses each HazelcastJsonValue on every write to keep query metadata beside it,
+    which for ~100 KB scan documents costs several times the document in heap and most of the
+    member's CPU per put.
+    """
+    jar = find_jar()
+    saved_flags, saved_yaml = localcluster._JVM_FLAGS, localcluster._member_yaml
+    # Both are read by _spawn; restored right after the start.
+    localcluster._JVM_FLAGS = bench_jvm_flags(heap)
+    if json_metadata:
+        localcluster._member_yaml = lambda *a: saved_yaml(*a).replace(_METADATA_OFF, _METADATA_DEFAULT)
+    try:
+        cluster = None
+        for attempt in range(3):  # a probed port can be taken before the JVM binds it
+            candidate = LocalCluster(
+                f"bench-{uuid.uuid4().hex[:10]}", free_port_block(1), workdir / f"hz-{attempt}", jar=jar, heap=heap
+            )
+            try:
+                cluster = candidate.start(timeout_s=120)
+                break
+            except LocalClusterError as exc:
+                if "already in use" not in str(exc) or attempt == 2:
+                    raise
+    finally:
+        localcluster._JVM_FLAGS, localcluster._member_yaml = saved_flags, saved_yaml
+    assert cluster is not None
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def member_env(cluster: LocalCluster) -> dict[str, str]:
+    return {
+        "SCAN_BRIDGE_HAZELCAST_MEMBERS": ",".join(cluster.members),
+        "SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME": cluster.cluster_name,
+    }
+
+
+def unique_maps() -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {"SCAN_BRIDGE_FEATURES_MAP": f"F_{suffix}", "SCAN_BRIDGE_HISTORY_MAP": f"H_{suffix}"}
+
+
+def client(cluster: LocalCluster) -> hazelcast.HazelcastClient:
+    import logging
+
+    logging.getLogger("hazelcast").setLevel(logging.WARNING)
+    return hazelcast.HazelcastClient(
+        cluster_name=cluster.cluster_name, cluster_members=cluster.members, cluster_connect_timeout=30
+    )
+
+
+class KeyEvents:
+    """Entry listener on a history map: when (perf_counter, this process) each scan number arrived."""
+
+    def __init__(self, hz: hazelcast.HazelcastClient, map_name: str) -> None:
+        self.map = hz.get_map(map_name)
+        self.seen: dict[int, float] = {}
+        self._cond = threading.Condition()
+        self._registration = self.map.add_entry_listener(
+            include_value=False, added_func=self._on, updated_func=self._on
+        ).result()
+
+    def _on(self, event: Any) -> None:
+        now = time.perf_counter()
+        key = int(event.key)
+        with self._cond:
+            self.seen.setdefault(key, now)
+            self._cond.notify_all()
+
+    def wait(self, keys: Callable[[dict[int, float]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not keys(self.seen):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.map.remove_entry_listener(self._registration).result()
+
+
+# -- the bridge --------------------------------------------------------------------------------------
+
+
+class Bridge:
+    """``python -m scan_bridge.service`` as a child process, its JSON log in a file."""
+
+    def __init__(self, watch_dir: Path, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.watch_dir = watch_dir
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.args = ["--watch-dir", str(watch_dir), "--log-format", "json", *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_perf = 0.0
+        self.started_wall = 0.0
+
+    def start(self) -> Bridge:
+        self._log = open(self.log_path, "ab")
+        self.started_wall = time.time()
+        self.started_perf = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scan_bridge.service", *self.args],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                out.append({"raw": raw})
+        return out
+
+    def find(self, fragment: str) -> dict[str, Any] | None:
+        return next((line for line in self.lines() if fragment in line.get("message", line.get("raw", ""))), None)
+
+    def wait_logged(self, fragment: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.find(fragment)
+            if line is not None:
+                return line
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"bridge exited ({self.proc.returncode}) before logging {fragment!r}: {self.tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bridge did not log {fragment!r} within {timeout} s: {self.tail()}")
+            time.sleep(0.02)
+
+    def since_start(self, line: dict[str, Any]) -> float:
+        """Seconds from our start of the process to a log line's own timestamp (ms resolution)."""
+        return datetime.fromisoformat(line["time"]).timestamp() - self.started_wall
+
+    def tail(self, n: int = 5) -> str:
+        return " | ".join(line.get("message", line.get("raw", "")) for line in self.lines()[-n:])
+
+    def stop(self, timeout: float = 10) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> Bridge:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def cpu_seconds(proc: Any) -> float:
+    """user + system CPU seconds of a psutil.Process (all its threads)."""
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def write_atomic(path: Path, data: bytes) -> float:
+    """Write ``data`` to a hidden temp beside ``path`` and rename it; returns perf_counter right after the rename."""
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+    os.replace(temp, path)
+    return time.perf_counter()
+
+
+def pregenerate_scans(first: int, count: int, assets: int, seed: int = 7) -> list[bytes]:
+    """Arrow file bytes of ``count`` consecutive simulated scans (one market stepping), numbered from ``first``.
+
+    Generated ahead so the writer's pace is not set by the simulator's Python loops. Their
+    ``timestamp`` metadata is the time of generation (so ``bridge.lag_s`` is meaningless here).
+    """
+    import random
+
+    from scan_bridge.simulate import Market, scan_table, table_bytes
+
+    market = Market(assets, random.Random(seed))
+    return [table_bytes(scan_table(market, first + i)) for i in range(count)]
