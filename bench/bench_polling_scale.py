@@ -1,0 +1,101 @@
+"""Diagnostic: the polling observer's idle CPU against the number of files in the watched date folder.
+
+    python bench/bench_polling_scale.py            # 0 / 1,000 / 5,000 / 17,280 files, 15 s windows (~1.5 min)
+    python bench/bench_polling_scale.py --quick    # 0 / 1,000 files, 5 s windows
+
+A scanner writing every 5 s leaves 17,280 files in a day's folder. watchdog's polling observer
+snapshots (lists and ``stat``s) every watched file on every poll, so the bridge's idle cost grows
+with the size of today's (and yesterday's) folder, not with the rate of new scans. This measures
+that slope: one date folder of N files (hard links to one tiny scan, built once under
+/tmp/scan-bridge-bench-cache), a real bridge with ``--observer polling`` (default 1.0 s interval)
+and ``--retention 1`` (so start-up reads one file and the window is idle), CPU over a window that
+opens 3 s after "Watching". The native observer on the largest folder is the last row, for contrast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    CACHE_ROOT,
+    Bridge,
+    cpu_seconds,
+    hazelcast_member,
+    log,
+    md_table,
+    member_env,
+    print_header,
+    unique_maps,
+)
+
+from scan_bridge.simulate import write_scan  # noqa: E402
+
+
+def folder_of(count: int) -> Path:
+    watch = CACHE_ROOT / "polling-scale" / f"{count}"
+    folder = watch / "2026-03-24"
+    done = watch.parent / f"{count}.complete"
+    if done.exists():
+        return watch
+    folder.mkdir(parents=True, exist_ok=True)
+    if count:
+        first = folder / "scan_0000001_000000.arrow"
+        if not first.exists():
+            write_scan(first, 1, 5)
+        for i in range(1, count):
+            target = folder / f"scan_{i + 1:07d}_{i * 5 // 3600 % 24:02d}{i * 5 // 60 % 60:02d}{i * 5 % 60:02d}.arrow"
+            if not target.exists():
+                os.link(first, target)
+    done.write_text("ok\n")
+    return watch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 0 and 1,000 files, 5 s windows")
+    parser.add_argument("--files", default=None, help="comma-separated folder sizes (default 0,1000,5000,17280)")
+    parser.add_argument("--window-s", type=float, default=None, help="idle window (default 15)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in (args.files or ("0,1000" if args.quick else "0,1000,5000,17280")).split(",")]
+    seconds = args.window_s or (5.0 if args.quick else 15.0)
+    runs = [(n, "polling") for n in sizes] + [(max(sizes), "native")]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-polling-") as tmp_text:
+        tmp = Path(tmp_text)
+        with hazelcast_member(tmp) as cluster:
+            for n, observer in runs:
+                watch = folder_of(n)
+                bridge = Bridge(
+                    watch, {**member_env(cluster), **unique_maps()}, tmp / f"bridge-{n}-{observer}.log",
+                    "--observer", observer, "--retention", "1",
+                )
+                with bridge:
+                    bridge.wait_logged("Watching", 60)
+                    proc = psutil.Process(bridge.pid)
+                    time.sleep(3)
+                    before, started = cpu_seconds(proc), time.perf_counter()
+                    time.sleep(seconds)
+                    pct = (cpu_seconds(proc) - before) / (time.perf_counter() - started) * 100
+                log(f"{n} files, {observer}: {pct:.2f} %")
+                rows.append([f"{n:,}", observer, f"{pct:.2f}"])
+    print_header("Polling observer: idle CPU against files in the watched folder")
+    print(f"One date folder, bridge idle, {seconds:g} s windows, CPU in % of one core (includes the client's own ~1 % floor).\n")
+    print(md_table(["files in the folder", "observer", "bridge idle CPU %"], rows))
+    polled = [(int(r[0].replace(",", "")), float(r[2])) for r in rows if r[1] == "polling"]
+    if len(polled) >= 2 and polled[-1][0] > polled[0][0]:
+        slope = (polled[-1][1] - polled[0][1]) / (polled[-1][0] - polled[0][0]) * 1000
+        print(f"\nSlope: {slope:.2f} % of a core per 1,000 watched files at a 1.0 s poll interval.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
