@@ -39,6 +39,7 @@ _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARN
 @dataclass(frozen=True, slots=True)
 class HealthResult:
     report: FreshnessReport
+    pid: int | None = None  # the bridge that was current when the check began
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +113,13 @@ class HealthTicker:
         interval_s: float,
         post: Callable[[HealthResult], None],
         bridge_running: Callable[[], bool],
+        bridge_pid: Callable[[], int | None] = lambda: None,
     ) -> None:
         self._checker = checker
         self._interval_s = interval_s
         self._post = post
         self._bridge_running = bridge_running
+        self._bridge_pid = bridge_pid
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="health-ticker", daemon=True)
 
@@ -127,12 +130,13 @@ class HealthTicker:
         next_at = time.monotonic() + self._interval_s
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             next_at += self._interval_s
+            pid = self._bridge_pid()  # first: a restart during the check makes the result stale, not wrong
             try:
                 report = self._checker.check(bridge_running=self._bridge_running())
             except Exception as exc:  # the ticker must outlive any single check
                 logging.getLogger(__name__).warning("health check failed: %s", exc)
                 continue
-            self._post(HealthResult(report))
+            self._post(HealthResult(report, pid))
             if next_at < time.monotonic():  # a check longer than the interval: skip, don't pile up
                 next_at = time.monotonic() + self._interval_s
 
@@ -192,6 +196,7 @@ class Supervisor:
             self.settings.health_interval_s,
             self.events.put,
             lambda: self.process is not None and self.process.is_running(),
+            lambda: self.process.pid if self.process is not None else None,
         )
         reason, signalled = "stop requested", False
         try:
@@ -244,13 +249,13 @@ class Supervisor:
                 self.status.state = ProcessState.EXITED
                 self.log.warning("Bridge %s", describe_exit(code))
                 self._act(decide(ProcessState.EXITED, budget=self.budget, now=self.clock(), returncode=code))
-            case HealthResult(report=report):
-                self._on_report(report)
+            case HealthResult(report=report, pid=pid):
+                self._on_report(report, pid)
             case StopRequest():
                 return True  # run() stops the bridge, and says so
         return False
 
-    def _on_report(self, report: FreshnessReport) -> None:
+    def _on_report(self, report: FreshnessReport, pid: int | None = None) -> None:
         previous = self.status.report
         changed = previous is None or previous.status != report.status or previous.cause != report.cause
         self.status.report = report
@@ -271,6 +276,11 @@ class Supervisor:
         )
         self._refresh_status()
         self.publisher.health(self.status, changed)
+        current = self.process.pid if self.process is not None else None
+        if decision.action is not Action.NONE and pid is not None and pid != current:
+            # Begun before the bridge was restarted: a DOWN about the dead one must not kill the new one.
+            self.log.info("Not acting on a health check of the previous bridge (pid %d): %s", pid, decision.reason)
+            return
         if decision.action is not Action.NONE:
             self._act(decision)
 
@@ -374,7 +384,9 @@ def _stop_reason(exc: BaseException) -> tuple[str, bool]:
 
 def _announces_stop(message: Any, pid: int) -> bool:
     """The bridge's own "Stopping (SIGTERM)" line (service.py logs it as soon as it handles a signal)."""
-    return isinstance(message, Line) and message.pid == pid and bridge_line(message.text, message.stream)[1].startswith("Stopping (")
+    if not isinstance(message, Line) or message.pid != pid:
+        return False
+    return bridge_line(message.text, message.stream)[1].startswith("Stopping (")
 
 
 def _tail_text(process: BridgeProcess) -> str:
