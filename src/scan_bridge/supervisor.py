@@ -113,7 +113,7 @@ class HealthTicker:
         interval_s: float,
         post: Callable[[HealthResult], None],
         bridge_running: Callable[[], bool],
-        bridge_pid: Callable[[], int | None] = lambda: None,
+        bridge_pid: Callable[[], int | None],
     ) -> None:
         self._checker = checker
         self._interval_s = interval_s
@@ -130,7 +130,7 @@ class HealthTicker:
         next_at = time.monotonic() + self._interval_s
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             next_at += self._interval_s
-            pid = self._bridge_pid()  # first: a restart during the check makes the result stale, not wrong
+            pid = self._bridge_pid()  # first: a restart during the check then shows as a different pid
             try:
                 report = self._checker.check(bridge_running=self._bridge_running())
             except Exception as exc:  # the ticker must outlive any single check
@@ -277,9 +277,10 @@ class Supervisor:
         self._refresh_status()
         self.publisher.health(self.status, changed)
         current = self.process.pid if self.process is not None else None
-        if decision.action is not Action.NONE and pid is not None and pid != current:
-            # Begun before the bridge was restarted: a DOWN about the dead one must not kill the new one.
-            self.log.info("Not acting on a health check of the previous bridge (pid %d): %s", pid, decision.reason)
+        if decision.action is not Action.NONE and pid != current:
+            # Begun before this bridge was started (or while it was being started: no pid yet), so a DOWN
+            # it reports is about the previous one; acting on it would kill the new bridge.
+            self.log.info("Not acting on a health check begun before bridge pid %s started: %s", current, decision.reason)
             return
         if decision.action is not Action.NONE:
             self._act(decision)

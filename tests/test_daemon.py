@@ -1,0 +1,325 @@
+"""The daemon as it runs: a real Prefect server, ``python -m scan_bridge.daemon_flow`` as a real process,
+a real bridge under it, a real Hazelcast member, a simulated scanner; short intervals.
+
+Everything is observed from outside: processes by pid (psutil), the run's state, logs and artifact
+through the Prefect API. One Prefect server serves the whole module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from scan_bridge.daemon_flow import ARTIFACT_KEY
+from scan_bridge.simulate import Simulator
+
+from .prefect_support import FINAL_STATES, DaemonRunner, PrefectServer, RunReader, alive, clean_env
+from .support import View, unique_maps, wait_for
+
+# Short everything: a check a second, heartbeats twice a second, a summary line a second.
+FAST = {
+    "SCAN_BRIDGE_HEALTH_INTERVAL_S": "1",
+    "SCAN_BRIDGE_HEALTH_TIMEOUT_S": "2",
+    "SCAN_BRIDGE_HEARTBEAT_INTERVAL_S": "0.5",
+    "SCAN_BRIDGE_SUMMARY_INTERVAL_S": "1",
+    "SCAN_BRIDGE_START_GRACE_S": "2",
+    "SCAN_BRIDGE_RESTART_DELAY_S": "1",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+}
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    root = tmp_path_factory.mktemp("prefect-server")
+    server = PrefectServer(root / "home", root / "server.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(prefect_server: PrefectServer):
+    with prefect_server.client() as c:
+        yield c
+
+
+@pytest.fixture
+def scans(tmp_path: Path) -> Path:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    return folder
+
+
+class Scanner:
+    """The simulator in a thread: 5 scans of 20 assets a second."""
+
+    def __init__(self, out: Path) -> None:
+        self.simulator = Simulator(out, rate=5, assets=20, log=lambda _line: None)
+        self.thread = threading.Thread(target=self.simulator.run, name="simulated-scanner", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.simulator.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "simulator did not stop"
+
+
+@pytest.fixture
+def scanner(scans: Path) -> Iterator[Scanner]:
+    s = Scanner(scans)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def hz_env(hazelcast_cluster) -> dict[str, str]:
+    """The shared member, with maps only this test uses."""
+    return {**hazelcast_cluster.env(), **unique_maps()}
+
+
+@pytest.fixture
+def start_daemon(prefect_server: PrefectServer, tmp_path: Path, scans: Path) -> Iterator[Callable[..., DaemonRunner]]:
+    runners: list[DaemonRunner] = []
+
+    def start(hazelcast_env: dict[str, str], **settings: str) -> DaemonRunner:
+        env = clean_env(
+            PREFECT_API_URL=prefect_server.api_url,
+            PREFECT_HOME=str(tmp_path / "daemon-prefect-home"),
+            SCAN_BRIDGE_WATCH_DIR=str(scans),
+        )
+        env.update(hazelcast_env)
+        env.update(FAST)
+        env.update(settings)
+        runner = DaemonRunner(env, tmp_path).start()
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in runners:
+        runner.stop()
+        print(f"--- daemon output (pid {runner.pid}, exit {runner.proc.returncode if runner.proc else None}) ---")
+        print(runner.output()[-6000:])
+    left = [pid for runner in runners for pid in runner.seen_bridges if alive(pid)]
+    assert not left, f"bridges left running after the test: {left}"
+
+
+def wait_connected(view: View, pid: int, timeout: float = 60) -> None:
+    """The bridge ``pid`` has connected: its heartbeat is in the map."""
+    wait_for(lambda: (view.heartbeat() or {}).get("pid") == pid, timeout, f"heartbeat of bridge {pid}", 0.1)
+
+
+@pytest.fixture
+def view(hz_env: dict[str, str]) -> Iterator[View]:
+    v = View(hz_env)
+    yield v
+    v.close()
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_bridge_lines_health_and_artifact_reach_prefect(client, scanner, hz_env, start_daemon):
+    daemon = start_daemon(hz_env)
+    run = RunReader(client, daemon.wait_flow_run_id())
+    pid = daemon.bridge_pid()
+
+    run.wait_logged("[Bridge] Connected to Hazelcast")
+    run.wait_logged("[Bridge] [OK] ")
+    healthy = run.wait_logged("Health: HEALTHY")
+    assert f"(pid {pid})" in run.logs()[healthy], "the health line names the bridge's heartbeat pid"
+
+    def healthy_artifact():
+        artifact = run.health_artifact(ARTIFACT_KEY)
+        return artifact if artifact is not None and "## Scan bridge: HEALTHY" in (artifact.data or "") else None
+
+    artifact = wait_for(healthy_artifact, 30, "a HEALTHY health artifact", 0.3)
+    assert artifact.type == "markdown"
+    assert f"| bridge pid | {pid} |" in artifact.data
+    assert "| bridge state | RUNNING |" in artifact.data or "| bridge state | STARTING |" in artifact.data
+    assert run.state_type() == "RUNNING"
+
+
+def test_killed_bridge_is_restarted(client, scanner, hz_env, view, start_daemon):
+    daemon = start_daemon(hz_env, SCAN_BRIDGE_RESTART_DELAY_S="1")
+    run = RunReader(client, daemon.wait_flow_run_id())
+    old = daemon.bridge_pid()
+    wait_connected(view, old)
+
+    os.kill(old, signal.SIGKILL)
+    new = daemon.bridge_pid(timeout=1 + 2, other_than=old)  # restart_delay_s + 2 s
+
+    assert not alive(old)
+    wait_connected(view, new)
+    run.wait_logged("Bridge killed by SIGKILL")
+    line = run.logs()[run.wait_logged("Restarting the bridge")]
+    assert "bridge killed by SIGKILL" in line and "restart 1 of 3" in line
+    run.wait_logged(f"(pid {new})")  # a health check of the new bridge: no stale report about the old one killed it
+    assert daemon.bridges() == [new]
+    assert run.count("Restarting the bridge") == 1
+
+
+def test_crash_loop_ends_the_run_failed(client, scanner, hz_env, view, start_daemon):
+    daemon = start_daemon(
+        hz_env,
+        SCAN_BRIDGE_MAX_RESTARTS="3",
+        SCAN_BRIDGE_RESTART_DELAY_S="0.5",
+        SCAN_BRIDGE_RESTART_WINDOW_S="600",
+    )
+    run = RunReader(client, daemon.wait_flow_run_id())
+    previous = None
+    for _crash in range(4):
+        pid = daemon.bridge_pid(timeout=30, other_than=previous)
+        wait_connected(view, pid)  # it said something first: its last lines go into the message
+        os.kill(pid, signal.SIGKILL)
+        previous = pid
+
+    code = daemon.wait(60)
+    assert code != 0
+    assert "scan-bridge daemon ended FAILED" in daemon.output()
+    assert not [pid for pid in daemon.seen_bridges if alive(pid)], "no bridge left"
+
+    state = wait_for(lambda: (lambda r: r.state if r.state and r.state.is_final() else None)(run.flow_run()), 30,
+                     "a final state", 0.3)
+    assert state.type.value == "FAILED"
+    message = state.message or ""
+    # Given up on the fourth exit, not on a health check begun while the third bridge was down
+    # (that one would have killed the fourth bridge as it started, and quoted none of its lines).
+    assert message.startswith("Gave up on the bridge: bridge killed by SIGKILL; 3 restarts within the last 600s")
+    assert "3 restarts in all" in message
+    assert "last exit: killed by SIGKILL" in message
+    assert "Connected to Hazelcast" in message, "the bridge's last lines (as messages, not JSON)"
+    assert '{"time"' not in message
+    run.wait_logged("Gave up on the bridge")
+    assert len(daemon.seen_bridges) == 4
+    assert run.count("Restarting the bridge") == 3
+
+
+def test_frozen_bridge_is_replaced(client, scanner, hz_env, view, start_daemon):
+    daemon = start_daemon(
+        hz_env,
+        SCAN_BRIDGE_HEARTBEAT_STALE_AFTER_S="3",
+        SCAN_BRIDGE_HEALTH_INTERVAL_S="1",
+        SCAN_BRIDGE_START_GRACE_S="2",
+        SCAN_BRIDGE_RESTART_DELAY_S="0.5",
+    )
+    run = RunReader(client, daemon.wait_flow_run_id())
+    old = daemon.bridge_pid()
+    wait_connected(view, old)
+
+    os.kill(old, signal.SIGSTOP)
+    # heartbeat stale after 3 s, a check every second (each up to the 2 s timeout), then 0.5 s delay
+    new = daemon.bridge_pid(timeout=15, other_than=old)
+
+    wait_for(lambda: not alive(old), 5, f"frozen bridge {old} gone")
+    wait_connected(view, new)
+    line = run.logs()[run.wait_logged("Restarting the bridge")]
+    assert "bridge stuck" in line and "heartbeat" in line
+
+
+def test_silent_scanner_goes_stale_without_restart(client, scanner, hz_env, start_daemon):
+    daemon = start_daemon(hz_env, SCAN_BRIDGE_STALE_AFTER_S="4", SCAN_BRIDGE_WARN_AFTER_S="2")
+    run = RunReader(client, daemon.wait_flow_run_id())
+    pid = daemon.bridge_pid()
+    run.wait_logged("Health: HEALTHY")
+
+    scanner.stop()
+    first = run.wait_logged("Health: STALE (scanner silent)", timeout=30)
+    wait_for(lambda: run.count("Health: STALE (scanner silent)") >= 4, 30, "four silent-scanner checks", 0.3)
+
+    assert daemon.bridges() == [pid], "same bridge: restarting it cannot help"
+    lines = run.logs()
+    assert not [line for line in lines if "Restarting" in line]
+    assert all("Health: STALE (scanner silent)" in line or "Health:" not in line for line in lines[first:]), (
+        "stays STALE (scanner silent)"
+    )
+    artifact = wait_for(
+        lambda: (lambda a: a if a is not None and "STALE (scanner silent)" in (a.data or "") else None)(
+            run.health_artifact(ARTIFACT_KEY)
+        ),
+        15,
+        "the artifact saying STALE (scanner silent)",
+        0.3,
+    )
+    assert f"| bridge pid | {pid} |" in artifact.data
+
+
+def test_member_outage_is_an_error_not_a_restart(client, scanner, local_cluster_factory, start_daemon):
+    cluster = local_cluster_factory(members=1)
+    env = {
+        "SCAN_BRIDGE_HAZELCAST_MEMBERS": ",".join(cluster.members),
+        "SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME": cluster.cluster_name,
+        **unique_maps(),
+    }
+    daemon = start_daemon(env, SCAN_BRIDGE_HAZELCAST_CONNECT_TIMEOUT_S="4")
+    run = RunReader(client, daemon.wait_flow_run_id())
+    pid = daemon.bridge_pid()
+    run.wait_logged("Health: HEALTHY")
+
+    cluster.stop_member(0)
+    first_error = run.wait_logged("Health: ERROR", timeout=30)
+    wait_for(lambda: run.count("Health: ERROR") >= 3, 30, "three ERROR checks", 0.3)
+    assert daemon.bridges() == [pid], "the bridge reconnects by itself: no restart"
+
+    cluster.start_member(0)  # a new, empty member
+    last_error = max(i for i, line in enumerate(run.logs()) if "Health: ERROR" in line)
+    run.wait_logged("Health: HEALTHY", timeout=60, after=last_error + 1)
+
+    assert daemon.bridges() == [pid]
+    assert not [line for line in run.logs() if "Restarting" in line]
+    assert first_error < last_error
+    view = View(env)
+    try:  # refilled from disk by the same bridge
+        assert view.heartbeat()["pid"] == pid
+        assert min(view.history_keys()) == 1, "scans written before the outage are back"
+    finally:
+        view.close()
+
+
+@pytest.mark.parametrize(
+    ("signame", "group"),
+    [
+        ("SIGTERM", False),
+        ("SIGTERM", True),  # a process worker's cancel: SIGTERM to the process group
+        ("SIGINT", False),
+        ("SIGINT", True),  # Ctrl+C in a terminal: SIGINT to the foreground process group
+    ],
+    ids=["sigterm-daemon", "sigterm-group", "sigint-daemon", "sigint-group"],
+)
+def test_signal_stops_daemon_and_bridge_cleanly(client, scanner, hz_env, start_daemon, record_property, signame, group):
+    daemon = start_daemon(hz_env)
+    run = RunReader(client, daemon.wait_flow_run_id())
+    pid = daemon.bridge_pid()
+    run.wait_logged("[Bridge] Watching")
+
+    daemon.signal(getattr(signal, signame), group=group)
+    assert daemon.wait(30) == 0, "standalone contract: stopped by a signal is exit 0"
+    assert not alive(pid), "no bridge left"
+
+    state = wait_for(lambda: (lambda s: s if s in FINAL_STATES else None)(run.state_type()), 15, "a final state", 0.3)
+    record_property("final_state", state)
+    print(f"{signame} to {'group' if group else 'daemon'}: flow run ended {state}")
+    # The last lines reach the API (the daemon flushed them before exiting) and say the bridge exited by itself.
+    run.wait_logged(f"Stopping the bridge ({signame})", timeout=10)
+    run.wait_logged("[Bridge] Stopped", timeout=10)
+    run.wait_logged("Bridge stopped (exit code 0)", timeout=10)
+
+
+def test_sigkilled_daemon_takes_the_bridge_along(client, scanner, hz_env, view, start_daemon, record_property):
+    daemon = start_daemon(hz_env)
+    run = RunReader(client, daemon.wait_flow_run_id())
+    pid = daemon.bridge_pid()
+    wait_connected(view, pid)
+
+    started = time.monotonic()
+    daemon.signal(signal.SIGKILL)
+    daemon.wait(10)
+    wait_for(lambda: not alive(pid), 5, f"bridge {pid} gone after its daemon was SIGKILLed")
+    record_property("bridge_gone_after_s", round(time.monotonic() - started, 2))
+    record_property("final_state", run.state_type())  # no worker to notice: stays RUNNING
