@@ -107,11 +107,15 @@ def test_missing() -> None:
     assert "no latest_eigen_scan" in r.message
 
 
-def test_missing_with_complete_file_on_disk_is_stuck() -> None:
-    r = classify(observe(latest=None, heartbeat=heartbeat(1.0), newest_complete_file=disk(7, 30.0)), TH)
-    assert r.status is HealthStatus.MISSING
-    assert r.bridge_stuck and r.unpushed_scan_number == 7
-    assert "Hazelcast has no scan" in (r.stuck_reason or "")
+def test_missing_with_complete_file_on_disk_is_stuck_only_when_still_missing_at_the_next_check() -> None:
+    # A member restarted alone comes back empty; the bridge refills it once its client reconnects.
+    first = classify(observe(latest=None, heartbeat=None, newest_complete_file=disk(7, 30.0)), TH)
+    assert first.status is HealthStatus.MISSING
+    assert not first.bridge_stuck, "an empty cluster at one check is no sign of a stuck bridge"
+    second = classify(observe(latest=None, heartbeat=heartbeat(1.0), newest_complete_file=disk(7, 30.0)), TH, previous=first)
+    assert second.status is HealthStatus.MISSING
+    assert second.bridge_stuck and second.unpushed_scan_number == 7
+    assert "Hazelcast has no scan" in (second.stuck_reason or "")
 
 
 def test_missing_without_heartbeat_is_not_stuck() -> None:

@@ -334,10 +334,17 @@ def classify(
         stuck_reasons.append(f"{heartbeat_note} while a scan exists")
 
     complete = observation.newest_complete_file
+    # An empty cluster (a member restarted alone comes back empty) is refilled by the bridge as soon
+    # as its client reconnects, which can take a few seconds: an empty cluster alone is no sign of a
+    # stuck bridge, only when it was already empty at the previous check.
+    empty_since_previous = previous is not None and previous.status is HealthStatus.MISSING
     if (
         complete is not None
         and complete.scan_number is not None
-        and (latest is None or (scan_number is not None and complete.scan_number > scan_number))
+        and (
+            (latest is None and empty_since_previous)
+            or (scan_number is not None and complete.scan_number > scan_number)
+        )
     ):
         has = f"Hazelcast has #{scan_number}" if latest is not None else "Hazelcast has no scan"
         stuck_reasons.append(

@@ -233,6 +233,7 @@ class Bridge:
         elif state == "CONNECTED" and not self.connected:
             self.connected = True
             log.info("Reconnected to Hazelcast")
+            self._heartbeat()  # at once: the cluster may be a new, empty one
             self._reconcile()
         elif state == "SHUTDOWN" and not self._stopping:
             # The client gives up reconnecting after the connect timeout; start a new one.

@@ -402,5 +402,7 @@ def _summary(report: FreshnessReport) -> str:
     parts = [report.status.value.upper()]
     if report.cause is not None:
         parts.append(f"({report.cause.value})")
-    parts.append(f"- {report.message}")
+    # The report's message starts with the status in lower case ("healthy: ..."); say it once.
+    head = report.status.value + (f" ({report.cause.value})" if report.cause is not None else "") + ": "
+    parts.append(f"- {report.message.removeprefix(head)}")
     return " ".join(parts)
