@@ -3,8 +3,9 @@
 Two choices here:
 - inotify sees nothing that another machine writes to a CIFS/NFS mount, so ``auto`` picks the
   polling observer on network file systems (from ``/proc/mounts``) and inotify elsewhere.
-- watchdog's polling observer snapshots the whole watched tree on every poll, and even inotify
-  adds a watch per folder at start. Scanners leave years of date folders behind, so we watch the
+- watchdog's polling observer snapshots the whole watched tree on every poll (a ``stat`` per file),
+  so ``polling`` uses :class:`~scan_bridge.folder_poller.FolderPoller`, which lists a folder only
+  when its own mtime changed; and even inotify adds a watch per folder at start. Scanners leave years of date folders behind, so we watch the
   top folder alone (to see new date folders appear) plus the ``recent_dirs`` newest sub-folders,
   and follow new ones as they appear. The cost is that of the new files, not of the history.
 
@@ -31,9 +32,9 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
 
 from .discovery import is_scan_path, newest_subdirs
+from .folder_poller import FolderPoller
 
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph", "glusterfs", "fuse.glusterfs", "lustre"}
@@ -112,10 +113,10 @@ class ScanWatcher:
         self.kind = resolve_observer_kind(kind, root)
         self._recent_dirs = recent_dirs
         self._handler = _Handler(root, emit)
-        self._observer: BaseObserver = (
-            PollingObserver(timeout=poll_interval_s) if self.kind == "polling" else Observer()
+        self._observer: BaseObserver | FolderPoller = (
+            FolderPoller(poll_interval_s) if self.kind == "polling" else Observer()
         )
-        self._followed: dict[Path, ObservedWatch] = {}
+        self._followed: dict[Path, ObservedWatch | int] = {}
         self._retiring: dict[Path, float] = {}
 
     def start(self) -> None:
