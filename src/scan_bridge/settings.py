@@ -60,6 +60,10 @@ class HazelcastSettings(BaseSettings):
     latest_key: str = Field(default="latest_eigen_scan", min_length=1, description="Key of the latest scan.")
     heartbeat_key: str = Field(default="scan_bridge_heartbeat", min_length=1, description="Key of the bridge heartbeat.")
     history_map: str = Field(default="DOLPHIN_EIGEN_SCANS", min_length=1, description="Map of every scan, by number.")
+    scan_topic: str = Field(
+        default="DOLPHIN_EIGEN_SCAN_EVENTS",
+        description="Reliable topic announcing each new latest scan ({scan_number, timestamp, asset_count, pushed_at}); empty: off.",
+    )
 
     @field_validator("hazelcast_members", mode="before")
     @classmethod

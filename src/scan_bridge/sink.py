@@ -7,6 +7,8 @@ Three facts shape this module:
   every write here is idempotent, which is what makes "push again after a crash" safe.
 - Retention is enforced here, amortised: the sink trims only once the map holds a few percent more
   than the limit, with one ``remove_all`` by predicate instead of a call per key.
+- Each time ``latest_eigen_scan`` moves, a small event goes to the reliable topic ``scan_topic``
+  (see docs/downstream.md): fire and forget, so a slow or failing topic never holds up a push.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any
 
 import hazelcast
 from hazelcast import predicate
+from hazelcast.config import TopicOverloadPolicy
 from hazelcast.core import HazelcastJsonValue
 from hazelcast.lifecycle import LifecycleState
 
-from .document import document_json
+from .document import document_json, format_timestamp
 from .scanfile import ScanRecord
 from .settings import HazelcastSettings
 
@@ -49,6 +52,9 @@ def connect_client(
     into a silent hang; we bound the first connection and leave later reconnects to the client.
     """
     config = settings.client_config()
+    if settings.scan_topic:
+        # Overwrite the oldest event when the topic's ringbuffer is full: publishing never waits, never fails for space.
+        config["reliable_topics"] = {settings.scan_topic: {"overload_policy": TopicOverloadPolicy.DISCARD_OLDEST}}
     if lifecycle_listener is not None:
         config["lifecycle_listeners"] = [lifecycle_listener]
     try:
@@ -76,6 +82,7 @@ class ScanSink:
         self._client = connect_client(settings, lifecycle_listener)
         self._features = self._client.get_map(settings.features_map)
         self._history = self._client.get_map(settings.history_map)
+        self._topic = self._client.get_reliable_topic(settings.scan_topic) if settings.scan_topic else None
         self._known: list[int] = []  # sorted scan numbers present in history, as far as we know
         self.latest_number: int | None = None
         self._started_at = _now().isoformat()
@@ -124,11 +131,18 @@ class ScanSink:
             futures.append(self._history.set(number, document))
         elif documents:
             futures.append(self._history.put_all(documents))
+        event = None
         if moves_latest:
             assert newest is not None
             futures.append(self._features.set(self._settings.latest_key, documents[newest]))
             self.latest_number = newest  # re-read from the cluster on every reconnect, should this fail
-        return PendingPush(self, list(documents), newest if moves_latest else None, futures)
+            if self._topic is not None:
+                record = max(records, key=lambda r: r.scan_number)
+                event = (
+                    f'{{"scan_number": {record.scan_number}, "timestamp": "{format_timestamp(record.timestamp)}", '
+                    f'"asset_count": {record.asset_count}, "pushed_at": "{format_timestamp(pushed_at)}"}}'
+                )
+        return PendingPush(self, list(documents), newest if moves_latest else None, futures, event)
 
     def _committed(self, numbers: Sequence[int]) -> None:
         for number in numbers:
@@ -136,6 +150,14 @@ class ScanSink:
             if index == len(self._known) or self._known[index] != number:
                 self._known.insert(index, number)
         self._trim_if_due()
+
+    def _announce(self, event: str) -> None:
+        """Publish a latest-moved event on the scan topic without waiting; a failure is logged at debug only."""
+        assert self._topic is not None
+        try:
+            self._topic.publish(event).add_done_callback(_log_publish_failure)
+        except Exception:  # noqa: BLE001 - the event is a courtesy; the scan itself is written
+            log.debug("publishing %s on %s failed", event, self._settings.scan_topic, exc_info=True)
 
     def _trim_if_due(self) -> None:
         slack = max(10, self._retention // 20)
@@ -169,11 +191,14 @@ class ScanSink:
 class PendingPush:
     """A submitted batch; :meth:`wait` raises what the cluster raised, and books the batch when done."""
 
-    def __init__(self, sink: ScanSink, numbers: list[int], new_latest: int | None, futures: list[Any]) -> None:
+    def __init__(
+        self, sink: ScanSink, numbers: list[int], new_latest: int | None, futures: list[Any], event: str | None = None
+    ) -> None:
         self._sink = sink
         self.numbers = numbers
         self.new_latest = new_latest
         self._futures = futures
+        self._event = event  # published on the scan topic once the write succeeded
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -182,8 +207,18 @@ class PendingPush:
         """Block until written; the new latest scan number if latest moved, else None."""
         for future in self._futures:
             future.result()
+        if self._event is not None:
+            self._sink._announce(self._event)
+            self._event = None
         self._sink._committed(self.numbers)
         return self.new_latest
+
+
+def _log_publish_failure(future: Any) -> None:
+    try:
+        future.result()
+    except Exception as exc:  # noqa: BLE001
+        log.debug("scan topic publish failed: %s: %s", type(exc).__name__, exc)
 
 
 def _scan_number_of(value: Any) -> int | None:
