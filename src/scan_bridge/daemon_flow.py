@@ -42,7 +42,10 @@ from .supervisor import DaemonStatus, GaveUp, Supervisor
 
 ARTIFACT_KEY = "scan-bridge-health"
 ARTIFACT_INTERVAL_S = 300.0
-HISTORY_KEEP = 200  # state changes kept in the artifact
+# State changes shown in the artifact. Every version of the artifact is a new database row (plus
+# two events, one repeating the markdown), so its size is paid up to 288 times a day: 20 rows keep
+# the daemon's database growth under 5 MB a day (docs/performance.md).
+HISTORY_KEEP = 20
 
 
 def pidfile_for(flow_run_id: str) -> Path:
@@ -68,6 +71,9 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
         env[f"SCAN_BRIDGE_{name.upper()}"] = str(value)
     if settings.watch_dir is not None:
         env["SCAN_BRIDGE_WATCH_DIR"] = str(settings.watch_dir)
+    # Each forwarded line is a row in Prefect's database for as long as the run is kept: under the
+    # daemon the bridge summarises once a minute unless told otherwise.
+    env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "60")
     return env
 
 
@@ -97,6 +103,10 @@ def _figures(status: DaemonStatus) -> dict[str, Any]:
     return figures
 
 
+def _cell(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
 def render_markdown(status: DaemonStatus) -> str:
     """The artifact an operator reads at a glance: the verdict, the figures, the recent changes."""
     figures = _figures(status)
@@ -112,7 +122,7 @@ def render_markdown(status: DaemonStatus) -> str:
         lines += ["", "### State changes (newest first)", "", "| When (UTC) | Status | Data age s | Scan | Note |", "|---|---|---|---|---|"]
         for entry in reversed(status.history[-HISTORY_KEEP:]):
             lines.append(
-                f"| {entry['at']} | {entry['status']} | {entry.get('data_age_s', '—')} | {entry.get('scan_number', '—')} | {entry.get('note', '')} |"
+                f"| {entry['at']} | {entry['status']} | {_cell(entry.get('data_age_s'))} | {_cell(entry.get('scan_number'))} | {entry.get('note', '')} |"
             )
     lines += ["", f"_Updated {datetime.now(UTC).isoformat(timespec='seconds')}; rewritten on every state change and at most every {ARTIFACT_INTERVAL_S:g} s otherwise._"]
     # For `deploy.py status`: the same figures, machine-readable, invisible in the rendered page.
