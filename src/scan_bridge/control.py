@@ -180,6 +180,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     from prefect.states import Cancelled, Cancelling
 
+    from .daemon_flow import kill_bridge_by_pidfile
+
     require_api()
     with _client() as client:
         deployment = _deployment(client)
@@ -193,7 +195,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
         for run in runs:
             if args.force:
                 client.set_flow_run_state(run.id, Cancelled(message="forced by deploy.py stop --force"), force=True)
-                killed = _kill_local_bridge(str(run.id))
+                killed = kill_bridge_by_pidfile(str(run.id))
                 print(f"{run.name}: forced to CANCELLED" + (f"; killed bridge pid {killed}" if killed else ""))
             elif run.state_type.value == "CANCELLING":
                 print(f"{run.name}: already CANCELLING")
@@ -219,18 +221,6 @@ def cmd_stop(args: argparse.Namespace) -> int:
             return 1
         print("stopped")
         return 0
-
-
-def _kill_local_bridge(run_id: str) -> int | None:
-    from .daemon_flow import _kill_bridge_by_pidfile, pidfile_for
-
-    path = pidfile_for(run_id)
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    _kill_bridge_by_pidfile(None, type("Run", (), {"id": run_id})(), None)
-    return pid
 
 
 # -- status / health ----------------------------------------------------------------------------------

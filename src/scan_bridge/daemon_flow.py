@@ -189,21 +189,32 @@ class PrefectPublisher:
         self._artifact(status, force=True)
 
 
-def _kill_bridge_by_pidfile(flow: Any, flow_run: Any, state: Any) -> None:
-    """Hook run in a separate process after the flow process is gone: kill what the pidfile names."""
-    path = pidfile_for(str(flow_run.id))
+def kill_bridge_by_pidfile(run_id: str) -> int | None:
+    """SIGKILL the bridge the run's pidfile names, if it is still a bridge; the pid killed, or None.
+
+    Used where the daemon's own ``finally`` could not run: Prefect's hooks (a separate process,
+    after the flow process is gone) and ``deploy.py stop --force``.
+    """
+    path = pidfile_for(run_id)
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
-        return
+        return None
+    killed = None
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"scan_bridge.service" not in f.read():
-                return  # the pid was reused by something else
-        os.kill(pid, signal.SIGKILL)
+            if b"scan_bridge.service" in f.read():  # else the pid was reused by something else
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
     except OSError:
         pass
     path.unlink(missing_ok=True)
+    return killed
+
+
+def _kill_bridge_by_pidfile(flow: Any, flow_run: Any, state: Any) -> None:
+    """Hook for on_cancellation / on_crashed."""
+    kill_bridge_by_pidfile(str(flow_run.id))
 
 
 @flow(

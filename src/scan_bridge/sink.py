@@ -26,7 +26,6 @@ import hazelcast
 from hazelcast import predicate
 from hazelcast.config import TopicOverloadPolicy
 from hazelcast.core import HazelcastJsonValue
-from hazelcast.lifecycle import LifecycleState
 
 from .document import document_json, format_timestamp
 from .scanfile import ScanRecord
@@ -230,6 +229,3 @@ def _scan_number_of(value: Any) -> int | None:
     except (ValueError, KeyError, TypeError):
         return None
 
-
-CONNECTED = LifecycleState.CONNECTED
-DISCONNECTED = LifecycleState.DISCONNECTED
