@@ -1,4 +1,4 @@
-"""The operator's commands behind ``python deploy.py create|start|run|stop|status|health``.
+"""The operator's commands behind ``python deploy.py create|start|run|stop|status|health|alerts``.
 
 Each command prints a short screen and exits with a code a script can test. A Prefect server or a
 Hazelcast cluster that cannot be reached gets one line naming the address tried and how to start
@@ -343,6 +343,47 @@ def cmd_health(args: argparse.Namespace) -> int:
     return HEALTH_EXIT.get(report.status.value, 2)
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Notification block and automations for the daemon's events; the URL is a secret, never printed."""
+    from pydantic import SecretStr
+
+    from . import alerts
+
+    require_api()
+    os.environ.setdefault("PREFECT_API_URL", api_url())
+    if args.remove:
+        removed = alerts.remove_alerts()
+        for name in removed:
+            print(f"automation removed: {name}")
+        print(f"{len(removed)} automation(s) removed; block {alerts.BLOCK_NAME!r} deleted if it existed.")
+        return 0
+    raw = args.webhook or os.environ.get("SCAN_BRIDGE_ALERT_WEBHOOK_URL", "")
+    if not raw:
+        print("alerts: give --webhook URL (or set SCAN_BRIDGE_ALERT_WEBHOOK_URL)", file=sys.stderr)
+        return 2
+    if not raw.startswith(("http://", "https://")):
+        print("alerts: --webhook is not an http(s) URL (value not shown: it is a secret)", file=sys.stderr)
+        return 2
+    key = args.routing_key or os.environ.get("SCAN_BRIDGE_ALERT_ROUTING_KEY")
+    interval = args.health_interval
+    if interval is None:
+        from .settings import DaemonSettings
+
+        interval = DaemonSettings().health_interval_s
+    try:
+        installed = alerts.install_alerts(
+            SecretStr(raw), args.kind, health_interval_s=interval, routing_key=SecretStr(key) if key else None
+        )
+    except ValueError as exc:
+        print(f"alerts: {exc}", file=sys.stderr)
+        return 2
+    for line in alerts.describe(installed, args.kind):
+        print(line)
+    print(f"'daemon silent' fires after {alerts.silent_after_s(interval):g} s without a health check "
+          f"(health interval {interval:g} s). See docs/alerts.md.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python deploy.py", description="Deploy and operate the scan bridge daemon.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -364,6 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Check data freshness once. Exit 0 healthy, 1 warning, 2 stale, missing or down, 3 error (Hazelcast unreachable).")
     health.add_argument("--json", action="store_true", help="print the report as JSON")
     health.set_defaults(func=cmd_health)
+    alert = sub.add_parser("alerts", help="set up the notification block and automations that alert on the daemon's events; safe to repeat",
+                           description="Save a notification block and the Prefect automations that send alerts on warning, stale, "
+                           "missing, Hazelcast unavailable, gave up, a Failed or Crashed daemon run, a silent daemon, and a "
+                           "recovery message on healthy again. Safe to repeat. The webhook URL is stored as a secret and never printed.")
+    alert.add_argument("--webhook", metavar="URL", help="incoming-webhook URL (or SCAN_BRIDGE_ALERT_WEBHOOK_URL, which keeps it out of shell history)")
+    alert.add_argument("--kind", choices=["slack", "discord", "pagerduty", "generic"], default="generic",
+                       help="message format (default generic JSON); pagerduty posts Events API v2 messages")
+    alert.add_argument("--routing-key", help="PagerDuty integration (routing) key (or SCAN_BRIDGE_ALERT_ROUTING_KEY)")
+    alert.add_argument("--health-interval", type=float, help="the daemon's health interval in seconds (default: SCAN_BRIDGE_HEALTH_INTERVAL_S or 30); 'daemon silent' fires after two")
+    alert.add_argument("--remove", action="store_true", help="remove the automations and the block instead")
+    alert.set_defaults(func=cmd_alerts)
     return parser
 
 

@@ -130,17 +130,34 @@ def render_markdown(status: DaemonStatus) -> str:
     return "\n".join(lines)
 
 
+def event_status(status: str | None) -> str:
+    """The event-name spelling of a health status: ``error`` is named for what it means to an operator."""
+    if status is None:
+        return "none"
+    return {"error": "hazelcast-unavailable"}.get(status, status)
+
+
 class PrefectPublisher:
-    """Figures into Prefect: one artifact (stable key) and events on state changes; bounded growth."""
+    """Figures into Prefect: one artifact (stable key), events on state changes, one light heartbeat per check.
+
+    Events are what automations (``deploy.py alerts``) react to. The state-change events carry the
+    whole health report as payload and the new and previous status as resource labels, because a
+    trigger can match labels but not payload fields: "healthy again" is ``scan-bridge.healthy``
+    whose ``scan-bridge.previous-status`` is not ``healthy``/``none``. The heartbeat event is small
+    and lets a proactive automation notice a daemon that went silent; the server prunes events
+    after its retention period, so it does not grow the database for ever.
+    """
 
     def __init__(self, logger: Any, deployment: str | None, artifact_interval_s: float = ARTIFACT_INTERVAL_S) -> None:
         self.log = logger
+        self.deployment = deployment or "standalone"
         self.resource = {
-            "prefect.resource.id": f"scan-bridge.daemon.{deployment or 'standalone'}",
+            "prefect.resource.id": f"scan-bridge.daemon.{self.deployment}",
             "prefect.resource.name": deployment or "scan-bridge-daemon",
         }
         self.artifact_interval_s = artifact_interval_s
         self._artifact_at = -1e18
+        self._announced: str | None = None  # the last state-change event's status, in event spelling
 
     def _note(self, status: DaemonStatus, note: str) -> None:
         figures = _figures(status)
@@ -165,28 +182,54 @@ class PrefectPublisher:
         except Exception as exc:  # the API may be briefly away; the next update retries
             self.log.warning("Could not publish the health artifact: %s", exc)
 
-    def _event(self, name: str, status: DaemonStatus, **extra: Any) -> None:
+    def _event(self, name: str, payload: dict[str, Any], **labels: str) -> None:
+        resource = dict(self.resource)
+        resource.update({f"scan-bridge.{key.replace('_', '-')}": value for key, value in labels.items()})
         try:
-            emit_event(event=f"scan-bridge.{name}", resource=self.resource, payload={**_figures(status), **extra})
+            emit_event(event=f"scan-bridge.{name}", resource=resource, payload=payload)
         except Exception as exc:
             self.log.warning("Could not emit event scan-bridge.%s: %s", name, exc)
 
     def health(self, status: DaemonStatus, changed: bool) -> None:
-        if changed and status.report is not None:
+        report = status.report
+        if report is None:
+            return
+        name = event_status(report.status.value)
+        if changed:
             self._note(status, "state change")
-            name = {"error": "hazelcast-unavailable"}.get(status.report.status.value, status.report.status.value)
-            self._event(name, status)
+            previous, self._announced = self._announced, name
+            self._event(name, {**_figures(status), "previous_status": event_status(previous)},
+                        status=name, previous_status=event_status(previous),
+                        cause=report.cause.value if report.cause is not None else "none")
+        self._event("heartbeat", heartbeat_payload(status), status=name)
         self._artifact(status, force=changed)
 
     def restarted(self, status: DaemonStatus, reason: str) -> None:
         self._note(status, f"restart: {reason}")
-        self._event("bridge-restarted", status, reason=reason)
+        self._event("bridge-restarted", {**_figures(status), "reason": reason})
         self._artifact(status, force=True)
 
     def gave_up(self, status: DaemonStatus, message: str) -> None:
         self._note(status, "gave up")
-        self._event("gave-up", status, reason=message[:2000])
+        self._event("gave-up", {**_figures(status), "reason": message[:2000]})
         self._artifact(status, force=True)
+
+    def stopped(self, status: DaemonStatus, reason: str) -> None:
+        """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""
+        self._event("daemon-stopped", {**_figures(status), "reason": reason})
+
+
+def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
+    """The few figures worth one event per check (the full report goes with state changes)."""
+    report = status.report
+    return {
+        "status": None if report is None else report.status.value,
+        "cause": None if report is None or report.cause is None else report.cause.value,
+        "data_age_s": None if report is None or report.data_age_s is None else round(report.data_age_s, 1),
+        "scan_number": None if report is None else report.scan_number,
+        "bridge_state": status.state.value,
+        "restarts_total": status.restarts_total,
+    }
 
 
 def kill_bridge_by_pidfile(run_id: str) -> int | None:
@@ -258,7 +301,7 @@ def scan_bridge_daemon_flow(
     context = get_run_context()
     flow_run = getattr(context, "flow_run", None)
     run_id = str(flow_run.id) if flow_run is not None else f"local-{os.getpid()}"
-    deployment = os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
+    deployment = settings.daemon_name or os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
         "scan-bridge-daemon" if flow_run is not None and flow_run.deployment_id else None
     )
     supervisor = Supervisor(

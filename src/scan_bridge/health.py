@@ -166,6 +166,7 @@ class FreshnessReport(BaseModel):
     heartbeat_age_s: float | None = None
     heartbeat_pid: int | None = None
     heartbeat_host: str | None = None
+    heartbeat_pushed_total: int | None = None  # scans this bridge process has pushed since it started
     heartbeat_rejected_total: int | None = None
     # the disk
     newest_on_disk: int | None = None
@@ -290,6 +291,7 @@ def classify(
             heartbeat_age_s=heartbeat_age,
             heartbeat_pid=_int_or_none(heartbeat.get("pid")),
             heartbeat_host=heartbeat.get("host") if isinstance(heartbeat.get("host"), str) else None,
+            heartbeat_pushed_total=_int_or_none(heartbeat.get("pushed_total")),
             heartbeat_rejected_total=_int_or_none(heartbeat.get("rejected_total")),
         )
         if heartbeat_age is None:

@@ -164,6 +164,14 @@ class DaemonSettings(HazelcastSettings):
     start_grace_s: float = Field(
         default=20.0, ge=0, description="A new bridge is STARTING (never restarted for being stuck) for this long."
     )
+    daemon_name: str | None = Field(
+        default=None,
+        description="This daemon's name in events and alerts (resource scan-bridge.daemon.<name>); default: the deployment's name, or 'standalone'.",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
+    )
+    metrics_addr: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint binds to.")
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -75,6 +75,8 @@ class Publisher(Protocol):
 
     def gave_up(self, status: DaemonStatus, message: str) -> None: ...
 
+    def stopped(self, status: DaemonStatus, reason: str) -> None: ...
+
 
 class NullPublisher:
     def health(self, status: DaemonStatus, changed: bool) -> None:
@@ -84,6 +86,9 @@ class NullPublisher:
         pass
 
     def gave_up(self, status: DaemonStatus, message: str) -> None:
+        pass
+
+    def stopped(self, status: DaemonStatus, reason: str) -> None:
         pass
 
 
@@ -219,6 +224,8 @@ class Supervisor:
                 self._stop_bridge(reason, signalled)  # first: the ticker's stop may wait out a check in progress
             finally:
                 self._ticker.stop()
+                self._refresh_status()
+                self.publisher.stopped(self.status, reason)
 
     # -- the loop -----------------------------------------------------------------------------------
 

@@ -1,0 +1,266 @@
+"""Alerts through Prefect's own machinery: one notification block and a set of automations.
+
+``deploy.py alerts`` calls :func:`install_alerts`. The daemon already emits an event on every
+change of state and a light ``scan-bridge.heartbeat`` per check (:mod:`daemon_flow`); here we only
+tell Prefect's server what to do with them, so operators find, pause and edit the alerts in the UI
+where they manage everything else.
+
+Why one *Custom Webhook* block for every kind, rather than Prefect's Slack/Discord/PagerDuty
+blocks: those go through apprise, which only posts to the vendors' own hosts. Then nothing could be
+tested end to end against a local receiver, and PagerDuty's "resolve" (same ``dedup_key``) cannot
+be expressed. With the custom block the automation's *body* is the whole JSON request, rendered by
+Prefect's template engine (``|tojson`` escapes it), so each automation shapes its own message for
+the kind: ``{"text": ...}`` for Slack, ``{"content": ...}`` for Discord, an Events API v2 message
+for PagerDuty, everything for ``generic``. The URL (and PagerDuty's routing key) sit in the
+block's ``secrets``, a ``SecretDict``: the API and UI show them obfuscated, and this module never
+prints them.
+
+Safe to run twice: the block is saved with ``overwrite``, automations are matched by name and
+updated in place, and automations under our name prefix that are no longer in the set are removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import SecretStr
+
+AlertKind = Literal["slack", "discord", "pagerduty", "generic"]
+KINDS: tuple[str, ...] = ("slack", "discord", "pagerduty", "generic")
+
+BLOCK_NAME = "scan-bridge-alerts"
+NAME_PREFIX = "scan-bridge: "
+FLOW_NAME = "scan-bridge-daemon"
+DAEMON_RESOURCES = "scan-bridge.daemon.*"
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+# Statuses after which ``scan-bridge.healthy`` is news ("none": the daemon's first check, not a recovery).
+UNHEALTHY = ("warning", "stale", "missing", "down", "hazelcast-unavailable")
+
+_DAEMON = "scan-bridge {{ event.resource.name }}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One automation: which events fire it, the message, and how bad it is."""
+
+    key: str
+    title: str
+    expect: frozenset[str]
+    text: str  # a Jinja template, rendered by Prefect's server with the triggering event in scope
+    severity: Literal["critical", "error", "warning", "info"]
+    resolves: bool = False  # PagerDuty: resolve the daemon's incident instead of opening one
+    proactive_within_s: float | None = None
+    match_labels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    flow_runs: bool = False  # fires on the daemon's flow-run events, not on ours
+
+    @property
+    def name(self) -> str:
+        return NAME_PREFIX + self.title
+
+
+def alerts(health_interval_s: float) -> list[Alert]:
+    """The alert set for a daemon checking every ``health_interval_s`` seconds."""
+    silent_after = silent_after_s(health_interval_s)
+    return [
+        Alert("warning", "warning", frozenset({"scan-bridge.warning"}),
+              _DAEMON + ": WARNING: {{ event.payload.message }}", "warning"),
+        Alert("stale", "stale", frozenset({"scan-bridge.stale"}),
+              _DAEMON + ": STALE ({{ event.payload.cause }}): {{ event.payload.message }}", "critical"),
+        Alert("missing", "no scan in Hazelcast", frozenset({"scan-bridge.missing"}),
+              _DAEMON + ": NO SCAN in Hazelcast: {{ event.payload.message }}", "critical"),
+        Alert("hazelcast-unavailable", "Hazelcast unavailable", frozenset({"scan-bridge.hazelcast-unavailable"}),
+              _DAEMON + ": HAZELCAST UNAVAILABLE: {{ event.payload.message }}", "critical"),
+        Alert("gave-up", "gave up", frozenset({"scan-bridge.gave-up"}),
+              _DAEMON + ": GAVE UP on the bridge after {{ event.payload.restarts_total }} restarts: "
+              "{{ (event.payload.reason or '').split('\\n')[0] }}", "critical"),
+        Alert("run-ended", "daemon run failed or crashed",
+              frozenset({"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}),
+              "scan-bridge daemon run {{ event.resource.name }} ended {{ event.event.split('.')[-1] }}: "
+              "{{ flow_run.state.message }}", "critical", flow_runs=True),
+        Alert("recovered", "healthy again", frozenset({"scan-bridge.healthy"}),
+              _DAEMON + ": healthy again (was {{ event.payload.previous_status }}): {{ event.payload.message }}",
+              "info", resolves=True, match_labels=(("scan-bridge.previous-status", UNHEALTHY),)),
+        Alert("daemon-silent", "daemon silent", frozenset({"scan-bridge.heartbeat"}),
+              _DAEMON + f": DAEMON SILENT: no health check reported for {silent_after:g} s "
+              "(last at {{ event.occurred.isoformat(timespec='seconds') }}, status {{ event.payload.status }}). "
+              "The daemon, its worker or its machine may be gone: the bridge is unsupervised.",
+              "critical", proactive_within_s=silent_after),
+    ]
+
+
+def silent_after_s(health_interval_s: float) -> float:
+    """Two health intervals, and at least Prefect's minimum for a proactive trigger (10 s)."""
+    return max(2 * health_interval_s, 10.0)
+
+
+def request_body(alert: Alert, kind: str) -> str:
+    """The Jinja template of the whole JSON request for ``kind``; the block posts it as is."""
+    text = "{% set text %}" + alert.text + "{% endset %}"
+    if kind == "slack":
+        return text + '{"text": {{ text|tojson }}}'
+    if kind == "discord":
+        return text + '{"content": {{ text|tojson }}}'
+    if kind == "pagerduty":
+        # The routing key is added by the block from its secrets (see block_for); the body is the rest.
+        dedup = (
+            '"scan-bridge/{{ event.resource.id }}"' if not alert.flow_runs
+            else '"scan-bridge/run/{{ event.resource.id }}"'
+        )
+        if alert.resolves:
+            return text + '"event_action": "resolve", "dedup_key": ' + dedup
+        return (
+            text + '"event_action": "trigger", "dedup_key": ' + dedup + ', "payload": {"summary": {{ text[:1000]|tojson }}, '
+            '"source": {{ event.resource.id|tojson }}, "severity": "' + alert.severity + '", '
+            '"component": "scan-bridge", "class": "' + alert.key + '", "custom_details": {{ event.payload|tojson }}}'
+        )
+    if kind == "generic":
+        return (
+            text + '{"alert": "' + alert.key + '", "severity": "' + alert.severity + '", "text": {{ text|tojson }}, '
+            '"event": {{ event.event|tojson }}, "occurred": {{ event.occurred.isoformat()|tojson }}, '
+            '"resource": {{ event.resource.id|tojson }}, "figures": {{ event.payload|tojson }}}'
+        )
+    raise ValueError(f"unknown alert kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def block_for(kind: str, webhook: SecretStr, routing_key: SecretStr | None = None):  # -> CustomWebhookNotificationBlock
+    """The notification block: URL (and routing key) as secrets, the automation's body as the request."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    secrets = {"webhook_url": webhook.get_secret_value()}
+    body_template = "{{body}}"
+    if kind == "pagerduty":
+        if routing_key is None or not routing_key.get_secret_value():
+            raise ValueError("--kind pagerduty needs a routing key: --routing-key or SCAN_BRIDGE_ALERT_ROUTING_KEY")
+        secrets["routing_key"] = routing_key.get_secret_value()
+        body_template = '{"routing_key": "{{routing_key}}", {{body}}}'
+    return CustomWebhookNotificationBlock(
+        name="scan-bridge",
+        url="{{webhook_url}}",
+        method="POST",
+        form_data=body_template,
+        headers={"Content-Type": "application/json"},
+        secrets=secrets,
+        timeout=10,
+    )
+
+
+def automation_for(alert: Alert, kind: str, block_id: object):  # -> prefect.automations.AutomationCore
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    if alert.flow_runs:
+        match = {"prefect.resource.id": "prefect.flow-run.*"}
+        match_related = {"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAME}
+    else:
+        match = {"prefect.resource.id": DAEMON_RESOURCES}
+        match.update({label: list(values) for label, values in alert.match_labels})
+        match_related = {}
+    if alert.proactive_within_s is not None:
+        trigger = EventTrigger(
+            posture=Posture.Proactive,
+            after=set(alert.expect),
+            # A daemon that stops on purpose says so; that is not silence.
+            expect=set(alert.expect) | {"scan-bridge.daemon-stopped"},
+            match=match,
+            for_each={"prefect.resource.id"},
+            threshold=1,
+            within=timedelta(seconds=alert.proactive_within_s),
+        )
+    else:
+        trigger = EventTrigger(
+            posture=Posture.Reactive,
+            expect=set(alert.expect),
+            match=match,
+            match_related=match_related,
+            for_each={"prefect.resource.id"},
+            threshold=1,
+            within=timedelta(0),
+        )
+    return AutomationCore(
+        name=alert.name,
+        description=f"scan-bridge alert ({alert.key}), set up by `python deploy.py alerts --kind {kind}`.",
+        enabled=True,
+        trigger=trigger,
+        actions=[
+            SendNotification(
+                block_document_id=block_id,
+                subject=f"scan-bridge {alert.key}",
+                body=request_body(alert, kind),
+            )
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    block_name: str
+    created: list[str]
+    updated: list[str]
+    removed: list[str]
+
+
+def install_alerts(
+    webhook: SecretStr,
+    kind: str = "generic",
+    *,
+    health_interval_s: float = 30.0,
+    routing_key: SecretStr | None = None,
+) -> Installed:
+    """Save the block and create or update the automations; idempotent."""
+    from prefect.client.orchestration import get_client
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown alert kind {kind!r}; expected one of {', '.join(KINDS)}")
+    block = block_for(kind, webhook, routing_key)
+    block_id = block.save(BLOCK_NAME, overwrite=True)
+    wanted = {alert.name: automation_for(alert, kind, block_id) for alert in alerts(health_interval_s)}
+    created, updated, removed = [], [], []
+    with get_client(sync_client=True) as client:
+        existing = [a for a in client.read_automations() if a.name.startswith(NAME_PREFIX)]
+        seen: set[str] = set()
+        for automation in existing:
+            if automation.name in wanted and automation.name not in seen:
+                client.update_automation(automation.id, wanted[automation.name])
+                updated.append(automation.name)
+                seen.add(automation.name)
+            else:  # ours, but no longer in the set (or a duplicate): remove it
+                client.delete_automation(automation.id)
+                removed.append(automation.name)
+        for name, automation in wanted.items():
+            if name not in seen:
+                client.create_automation(automation)
+                created.append(name)
+    return Installed(BLOCK_NAME, created, updated, removed)
+
+
+def remove_alerts() -> list[str]:
+    """Delete our automations and the block; the names removed."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+
+    removed = []
+    with get_client(sync_client=True) as client:
+        for automation in client.read_automations():
+            if automation.name.startswith(NAME_PREFIX):
+                client.delete_automation(automation.id)
+                removed.append(automation.name)
+    try:
+        CustomWebhookNotificationBlock.delete(BLOCK_NAME)
+    except Exception:  # not there: nothing to delete
+        pass
+    return removed
+
+
+def describe(installed: Installed, kind: str) -> Iterable[str]:
+    """What ``deploy.py alerts`` prints: names only, never the URL or key."""
+    yield f"Notification block {installed.block_name!r} ({kind}) saved; its URL is stored as a secret."
+    for title, names in (("created", installed.created), ("updated", installed.updated), ("removed", installed.removed)):
+        for name in names:
+            yield f"automation {title}: {name}"
+
+
+def names(health_interval_s: float = 30.0) -> Sequence[str]:
+    return [alert.name for alert in alerts(health_interval_s)]
