@@ -25,6 +25,9 @@ import pytest
 
 from scan_bridge.localcluster import HAZELCAST_VERSION, LocalCluster, LocalClusterError, find_jar, free_port_block
 
+# Prefect server, daemon and scanner fixtures, for the modules that run the daemon.
+pytest_plugins = ["tests.daemon_fixtures"]
+
 _CONNECT_TIMEOUT_S = 15.0
 _START_ATTEMPTS = 3  # fresh ports each time: another process may grab a probed port before the JVM binds it
 

@@ -9,117 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from scan_bridge.daemon_flow import ARTIFACT_KEY
-from scan_bridge.simulate import Simulator
 
-from .prefect_support import FINAL_STATES, DaemonRunner, PrefectServer, RunReader, alive, clean_env
+from .daemon_fixtures import wait_connected
+from .prefect_support import FINAL_STATES, RunReader, alive
 from .support import View, unique_maps, wait_for
-
-# Short everything: a check a second, heartbeats twice a second, a summary line a second.
-FAST = {
-    "SCAN_BRIDGE_HEALTH_INTERVAL_S": "1",
-    "SCAN_BRIDGE_HEALTH_TIMEOUT_S": "2",
-    "SCAN_BRIDGE_HEARTBEAT_INTERVAL_S": "0.5",
-    "SCAN_BRIDGE_SUMMARY_INTERVAL_S": "1",
-    "SCAN_BRIDGE_START_GRACE_S": "2",
-    "SCAN_BRIDGE_RESTART_DELAY_S": "1",
-    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
-}
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    root = tmp_path_factory.mktemp("prefect-server")
-    server = PrefectServer(root / "home", root / "server.log").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def client(prefect_server: PrefectServer):
-    with prefect_server.client() as c:
-        yield c
-
-
-@pytest.fixture
-def scans(tmp_path: Path) -> Path:
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    return folder
-
-
-class Scanner:
-    """The simulator in a thread: 5 scans of 20 assets a second."""
-
-    def __init__(self, out: Path) -> None:
-        self.simulator = Simulator(out, rate=5, assets=20, log=lambda _line: None)
-        self.thread = threading.Thread(target=self.simulator.run, name="simulated-scanner", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.simulator.stop()
-        self.thread.join(10)
-        assert not self.thread.is_alive(), "simulator did not stop"
-
-
-@pytest.fixture
-def scanner(scans: Path) -> Iterator[Scanner]:
-    s = Scanner(scans)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def hz_env(hazelcast_cluster) -> dict[str, str]:
-    """The shared member, with maps only this test uses."""
-    return {**hazelcast_cluster.env(), **unique_maps()}
-
-
-@pytest.fixture
-def start_daemon(prefect_server: PrefectServer, tmp_path: Path, scans: Path) -> Iterator[Callable[..., DaemonRunner]]:
-    runners: list[DaemonRunner] = []
-
-    def start(hazelcast_env: dict[str, str], **settings: str) -> DaemonRunner:
-        env = clean_env(
-            PREFECT_API_URL=prefect_server.api_url,
-            PREFECT_HOME=str(tmp_path / "daemon-prefect-home"),
-            SCAN_BRIDGE_WATCH_DIR=str(scans),
-        )
-        env.update(hazelcast_env)
-        env.update(FAST)
-        env.update(settings)
-        runner = DaemonRunner(env, tmp_path).start()
-        runners.append(runner)
-        return runner
-
-    yield start
-    for runner in runners:
-        runner.stop()
-        print(f"--- daemon output (pid {runner.pid}, exit {runner.proc.returncode if runner.proc else None}) ---")
-        print(runner.output()[-6000:])
-    left = [pid for runner in runners for pid in runner.seen_bridges if alive(pid)]
-    assert not left, f"bridges left running after the test: {left}"
-
-
-def wait_connected(view: View, pid: int, timeout: float = 60) -> None:
-    """The bridge ``pid`` has connected: its heartbeat is in the map."""
-    wait_for(lambda: (view.heartbeat() or {}).get("pid") == pid, timeout, f"heartbeat of bridge {pid}", 0.1)
-
-
-@pytest.fixture
-def view(hz_env: dict[str, str]) -> Iterator[View]:
-    v = View(hz_env)
-    yield v
-    v.close()
 
 
 # --------------------------------------------------------------------------------------------------
