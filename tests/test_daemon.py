@@ -11,12 +11,14 @@ import os
 import signal
 import time
 
+import httpx
 import pytest
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
 from scan_bridge.daemon_flow import ARTIFACT_KEY
 
 from .daemon_fixtures import wait_connected
-from .prefect_support import FINAL_STATES, RunReader, alive
+from .prefect_support import FINAL_STATES, RunReader, alive, free_port
 from .support import View, unique_maps, wait_for
 
 
@@ -221,3 +223,72 @@ def test_sigkilled_daemon_takes_the_bridge_along(client, scanner, hz_env, view, 
     wait_for(lambda: not alive(pid), 5, f"bridge {pid} gone after its daemon was SIGKILLed")
     record_property("bridge_gone_after_s", round(time.monotonic() - started, 2))
     record_property("final_state", run.state_type())  # no worker to notice: stays RUNNING
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """``/metrics`` as {'name{label="v"}': value}, parsed by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return samples
+
+
+def test_metrics_endpoint_follows_health_and_restarts(client, scanner, hz_env, view, start_daemon):
+    port = free_port()
+    daemon = start_daemon(hz_env, SCAN_BRIDGE_METRICS_PORT=str(port), SCAN_BRIDGE_RESTART_DELAY_S="0.5")
+    old = daemon.bridge_pid()
+    wait_connected(view, old)
+
+    healthy = wait_for(lambda: (lambda m: m if m.get('scan_bridge_health_state{scan_bridge_health_state="healthy"}') == 1
+                                and m.get("scan_bridge_scans_pushed_total", 0) > 0 else None)(_scrape(port)),
+                       30, "healthy metrics with pushes", 0.3)
+    assert healthy["scan_bridge_bridge_up"] == 1
+    assert healthy["scan_bridge_restarts_total"] == 0
+    assert healthy["scan_bridge_assets"] == 20
+    assert 0 <= healthy["scan_bridge_data_age_seconds"] < 5
+    assert healthy["scan_bridge_scan_number"] > 0
+    assert abs(healthy["scan_bridge_last_check_timestamp_seconds"] - time.time()) < 10
+
+    os.kill(old, signal.SIGKILL)
+    new = daemon.bridge_pid(timeout=10, other_than=old)
+    wait_connected(view, new)
+    after = wait_for(lambda: (lambda m: m if m.get("scan_bridge_restarts_total") == 1
+                              and m.get("scan_bridge_scans_pushed_total", 0) > healthy["scan_bridge_scans_pushed_total"]
+                              and m.get("scan_bridge_bridge_up") == 1 else None)(_scrape(port)),
+                     30, "one restart counted and pushes going on", 0.3)
+    # The new bridge's own counter started at 0: the daemon's counter went on from where it was.
+    assert after["scan_bridge_scans_pushed_total"] >= healthy["scan_bridge_scans_pushed_total"]
+    assert after["scan_bridge_files_rejected_total"] == 0
+
+    daemon.signal(signal.SIGTERM)
+    daemon.wait(30)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_health_history_continues_across_daemon_runs_without_a_version_per_update(client, scanner, hz_env, start_daemon):
+    first = start_daemon(hz_env)
+    run = RunReader(client, first.wait_flow_run_id())
+    run.wait_logged("Health: HEALTHY")
+    first.signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    stopped = wait_for(lambda: (lambda a: a if a is not None and "daemon stopped: SIGTERM" in (a.data or "") else None)(
+        run.health_artifact(ARTIFACT_KEY)), 15, "the first run's artifact noting its stop", 0.3)
+    assert "### Last 24 hours, by hour (UTC)" in stopped.data
+
+    second = start_daemon(hz_env)
+    run2 = RunReader(client, second.wait_flow_run_id())
+    run2.wait_logged("Health: HEALTHY")
+    wait_for(lambda: run2.count("Health: HEALTHY") >= 3, 30, "three healthy checks", 0.2)
+    artifact = wait_for(lambda: (lambda a: a if a is not None and "## Scan bridge: HEALTHY" in (a.data or "") else None)(
+        run2.health_artifact(ARTIFACT_KEY)), 15, "the second run's artifact", 0.3)
+    assert "daemon stopped: SIGTERM" in artifact.data, "the first run's history carried over"
+    # Several state changes and updates, yet one version per run (a new one only at an hour boundary).
+    versions = client.read_artifacts(artifact_filter=ArtifactFilter(
+        key=ArtifactFilterKey(any_=[ARTIFACT_KEY]), flow_run_id=ArtifactFilterFlowRunId(any_=[run2.id])))
+    assert 1 <= len(versions) <= 2

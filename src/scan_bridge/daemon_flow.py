@@ -14,9 +14,11 @@ reports of cancelled runs leaving subprocesses behind (PrefectHQ/prefect#17593, 
    process is gone, kill whatever the pidfile still names.
 
 Database footprint: the daemon runs for months, so it creates no task runs at all; the health
-check logs one line per check, the bridge's output arrives as periodic summaries, the artifact is
-rewritten at most every ``ARTIFACT_INTERVAL_S`` or on a state change, and events are emitted only on
-a state change (events are pruned by the server after its retention period).
+check logs one line per check, the bridge's output arrives as periodic summaries. The artifact gets
+a new version once an hour (an hourly snapshot) and is updated *in place* in between, on a state
+change and at most every ``ARTIFACT_INTERVAL_S``: a new version is a permanent row (plus an event
+repeating it), an in-place update is neither. Events are emitted on state changes, plus one small
+heartbeat per check; the server prunes events after its retention period.
 """
 
 from __future__ import annotations
@@ -33,19 +35,19 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
 from prefect.events import emit_event
 from prefect.states import Failed
 
+from .health_history import HealthHistory
 from .settings import DaemonSettings, HazelcastSettings
-from .supervisor import DaemonStatus, GaveUp, Supervisor
+from .supervisor import DaemonStatus, GaveUp, Publishers, Supervisor
 
 ARTIFACT_KEY = "scan-bridge-health"
+# Seconds between in-place updates of the artifact when nothing changes.
 ARTIFACT_INTERVAL_S = 300.0
-# State changes shown in the artifact. Every version of the artifact is a new database row (plus
-# two events, one repeating the markdown), so its size is paid up to 288 times a day: 20 rows keep
-# the daemon's database growth under 5 MB a day (docs/performance.md).
-HISTORY_KEEP = 20
+_HISTORY_MARK = "<!-- history: "
 
 
 def pidfile_for(flow_run_id: str) -> Path:
@@ -107,27 +109,52 @@ def _cell(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-def render_markdown(status: DaemonStatus) -> str:
-    """The artifact an operator reads at a glance: the verdict, the figures, the recent changes."""
+def render_markdown(status: DaemonStatus, history: HealthHistory | None = None) -> str:
+    """The artifact an operator reads at a glance: the verdict, the figures, the last 24 hours."""
     figures = _figures(status)
     verdict = str(figures.get("status", "unknown")).upper()
     if figures.get("cause"):
         verdict += f" ({figures['cause']})"
+    now = datetime.now(UTC)
     lines = [f"## Scan bridge: {verdict}", "", f"{figures.get('message', 'no health check yet')}", ""]
     lines += ["| Figure | Value |", "|---|---|"]
     for key, value in figures.items():
         if key not in ("status", "cause", "message"):
             lines.append(f"| {key.replace('_', ' ')} | {'—' if value is None else value} |")
-    if status.history:
-        lines += ["", "### State changes (newest first)", "", "| When (UTC) | Status | Data age s | Scan | Note |", "|---|---|---|---|---|"]
-        for entry in reversed(status.history[-HISTORY_KEEP:]):
-            lines.append(
-                f"| {entry['at']} | {entry['status']} | {_cell(entry.get('data_age_s'))} | {_cell(entry.get('scan_number'))} | {entry.get('note', '')} |"
-            )
-    lines += ["", f"_Updated {datetime.now(UTC).isoformat(timespec='seconds')}; rewritten on every state change and at most every {ARTIFACT_INTERVAL_S:g} s otherwise._"]
+    if history is not None:
+        lines += ["", history.render_markdown(now)]
+    lines += ["", f"_Updated {now.isoformat(timespec='seconds')}; on every state change and at most every {ARTIFACT_INTERVAL_S:g} s otherwise; a new version each hour._"]
     # For `deploy.py status`: the same figures, machine-readable, invisible in the rendered page.
     lines += ["", f"<!-- figures: {json.dumps(figures, default=str)} -->"]
+    if history is not None:  # for the next daemon run: the history continues where this one left it
+        lines += [f"{_HISTORY_MARK}{json.dumps(history.to_json(), separators=(',', ':'), default=str)} -->"]
     return "\n".join(lines)
+
+
+def history_from_markdown(markdown: str | None) -> HealthHistory:
+    """The history a previous run left in its artifact; empty if there is none or it is unreadable."""
+    if markdown:
+        for line in reversed(markdown.splitlines()):
+            if line.startswith(_HISTORY_MARK) and line.endswith(" -->"):
+                try:
+                    return HealthHistory.from_json(json.loads(line[len(_HISTORY_MARK):-4]))
+                except ValueError:
+                    break
+    return HealthHistory()
+
+
+def previous_history(logger: Any) -> HealthHistory:
+    try:
+        with get_client(sync_client=True) as client:
+            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+            latest = client.read_latest_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])), limit=1
+            )
+        return history_from_markdown(latest[0].data if latest else None)
+    except Exception as exc:  # no history is better than no daemon
+        logger.warning("Could not read the previous health history: %s", exc)
+        return HealthHistory()
 
 
 def event_status(status: str | None) -> str:
@@ -148,8 +175,17 @@ class PrefectPublisher:
     after its retention period, so it does not grow the database for ever.
     """
 
-    def __init__(self, logger: Any, deployment: str | None, artifact_interval_s: float = ARTIFACT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        logger: Any,
+        deployment: str | None,
+        artifact_interval_s: float = ARTIFACT_INTERVAL_S,
+        history: HealthHistory | None = None,
+    ) -> None:
         self.log = logger
+        self.history = history if history is not None else HealthHistory()
+        self._artifact_id: Any = None
+        self._artifact_hour: datetime | None = None
         self.deployment = deployment or "standalone"
         self.resource = {
             "prefect.resource.id": f"scan-bridge.daemon.{self.deployment}",
@@ -161,24 +197,30 @@ class PrefectPublisher:
 
     def _note(self, status: DaemonStatus, note: str) -> None:
         figures = _figures(status)
-        status.history.append(
-            {
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "status": figures.get("status", "—") + (f" ({figures['cause']})" if figures.get("cause") else ""),
-                "data_age_s": figures.get("data_age_s"),
-                "scan_number": figures.get("scan_number"),
-                "note": note,
-            }
+        self.history.record_change(
+            datetime.now(UTC),
+            str(figures.get("status", "—")) + (f" ({figures['cause']})" if figures.get("cause") else ""),
+            note,
+            figures.get("data_age_s"),
+            figures.get("scan_number"),
         )
-        del status.history[:-HISTORY_KEEP]
 
     def _artifact(self, status: DaemonStatus, force: bool) -> None:
-        now = time.monotonic()
-        if not force and now - self._artifact_at < self.artifact_interval_s:
+        """A new version at the first write of each UTC hour; otherwise an in-place update, when due."""
+        now, hour = time.monotonic(), datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        new_version = self._artifact_id is None or hour != self._artifact_hour
+        if not new_version and not force and now - self._artifact_at < self.artifact_interval_s:
             return
         self._artifact_at = now
+        markdown = render_markdown(status, self.history)
         try:
-            create_markdown_artifact(render_markdown(status), key=ARTIFACT_KEY, description="Scan bridge health")
+            if new_version:
+                self._artifact_id = create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="Scan bridge health")
+                self._artifact_hour = hour
+            else:
+                # PATCH directly: the client's update_artifact also emits an event carrying the whole markdown.
+                with get_client(sync_client=True) as client:
+                    client.request("PATCH", "/artifacts/{id}", json={"data": markdown}, path_params={"id": self._artifact_id})
         except Exception as exc:  # the API may be briefly away; the next update retries
             self.log.warning("Could not publish the health artifact: %s", exc)
 
@@ -195,6 +237,7 @@ class PrefectPublisher:
         if report is None:
             return
         name = event_status(report.status.value)
+        self.history.record_check(report.checked_at, report.status.value, report.data_age_s, report.scan_number)
         if changed:
             self._note(status, "state change")
             previous, self._announced = self._announced, name
@@ -205,6 +248,7 @@ class PrefectPublisher:
         self._artifact(status, force=changed)
 
     def restarted(self, status: DaemonStatus, reason: str) -> None:
+        self.history.record_restart(datetime.now(UTC))
         self._note(status, f"restart: {reason}")
         self._event("bridge-restarted", {**_figures(status), "reason": reason})
         self._artifact(status, force=True)
@@ -217,6 +261,8 @@ class PrefectPublisher:
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""
         self._event("daemon-stopped", {**_figures(status), "reason": reason})
+        self._note(status, f"daemon stopped: {reason}")
+        self._artifact(status, force=True)
 
 
 def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
@@ -304,12 +350,22 @@ def scan_bridge_daemon_flow(
     deployment = settings.daemon_name or os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
         "scan-bridge-daemon" if flow_run is not None and flow_run.deployment_id else None
     )
+    publishers: list[Any] = [PrefectPublisher(logger, deployment, history=previous_history(logger))]
+    metrics = None
+    if settings.metrics_port is not None:
+        from .metrics import DaemonMetrics
+
+        metrics = DaemonMetrics()
+        metrics.update(DaemonStatus())
+        metrics.serve(settings.metrics_port, settings.metrics_addr)
+        logger.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics_addr, metrics.port)
+        publishers.append(metrics)
     supervisor = Supervisor(
         settings,
         bridge_command(),
         bridge_environment(settings),
         logger=logger,
-        publisher=PrefectPublisher(logger, deployment),
+        publisher=Publishers(publishers),
         pidfile=pidfile_for(run_id),
         start_grace_s=settings.start_grace_s,
     )
@@ -317,6 +373,9 @@ def scan_bridge_daemon_flow(
         status = supervisor.run()
     except GaveUp as exc:
         return Failed(message=str(exc))
+    finally:
+        if metrics is not None:
+            metrics.close()
     return _figures(status)
 
 

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,7 +63,6 @@ class DaemonStatus:
     last_exit_code: int | None = None
     last_decision: str | None = None
     report: FreshnessReport | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Publisher(Protocol):
@@ -90,6 +89,35 @@ class NullPublisher:
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         pass
+
+
+class Publishers:
+    """Several publishers as one (the Prefect artifact and events, the Prometheus endpoint).
+
+    One failing publisher must not starve the others or the loop: errors are logged and swallowed.
+    """
+
+    def __init__(self, publishers: Sequence[Publisher]) -> None:
+        self.publishers = list(publishers)
+
+    def _each(self, method: str, *args: Any) -> None:
+        for publisher in self.publishers:
+            try:
+                getattr(publisher, method)(*args)
+            except Exception as exc:
+                logging.getLogger(__name__).warning("%s.%s failed: %s", type(publisher).__name__, method, exc)
+
+    def health(self, status: DaemonStatus, changed: bool) -> None:
+        self._each("health", status, changed)
+
+    def restarted(self, status: DaemonStatus, reason: str) -> None:
+        self._each("restarted", status, reason)
+
+    def gave_up(self, status: DaemonStatus, message: str) -> None:
+        self._each("gave_up", status, message)
+
+    def stopped(self, status: DaemonStatus, reason: str) -> None:
+        self._each("stopped", status, reason)
 
 
 def bridge_line(text: str, stream: str) -> tuple[int, str]:

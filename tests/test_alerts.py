@@ -1,0 +1,276 @@
+"""Alerts end to end: ``deploy.py alerts`` against a real Prefect server, the daemon as a real process,
+a real member and bridge, and a webhook receiver on 127.0.0.1 standing in for Slack/Discord/PagerDuty.
+
+Each test names its daemon (``SCAN_BRIDGE_DAEMON_NAME``) and looks only at messages about it, so a late
+message about another test's daemon cannot be mistaken for its own. Automations are server-wide: each
+test installs its kind again (which also exercises "safe to run twice").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from scan_bridge import alerts
+from scan_bridge.control import project_dir
+
+from .daemon_fixtures import Scanner, wait_connected
+from .prefect_support import PrefectServer, RunReader
+from .support import wait_for
+from .webhook_receiver import WebhookReceiver
+
+# Proactive triggers are evaluated every 5 s on the server (PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY).
+PROACTIVE_GRANULARITY_S = 5.0
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver()
+    yield r
+    r.close()
+
+
+def deploy_alerts(server: PrefectServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "deploy.py", "alerts", *args],
+        cwd=project_dir(),
+        env=server.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def install(server: PrefectServer, receiver: WebhookReceiver, kind: str, secret: str, *extra: str) -> str:
+    result = deploy_alerts(server, "--webhook", f"{receiver.url}/hook/{secret}", "--kind", kind, "--health-interval", "1", *extra)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def about(name: str):
+    """Messages that mention daemon ``name`` (every kind's text does)."""
+    return lambda m: name in m.raw
+
+
+def events(server: PrefectServer, event: str, resource_id: str) -> list[dict]:
+    response = httpx.post(
+        f"{server.api_url}/events/filter",
+        json={"filter": {"event": {"name": [event]}, "resource": {"id": [resource_id]}}, "limit": 50},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["events"]
+
+
+def health_lines(run: RunReader, status: str) -> int:
+    return run.count(f"Health: {status}")
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_alerts_command_is_safe_twice_and_keeps_the_webhook_secret(prefect_server, client, receiver):
+    secret = f"T0KEN-{uuid.uuid4().hex}"
+    first = deploy_alerts(prefect_server, "--webhook", f"{receiver.url}/{secret}", "--kind", "slack")
+    second = deploy_alerts(prefect_server, "--webhook", f"{receiver.url}/{secret}", "--kind", "slack")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "automation created: scan-bridge: stale" in first.stdout or "automation updated: scan-bridge: stale" in first.stdout
+    assert "automation updated: scan-bridge: stale" in second.stdout
+    for output in (first.stdout, first.stderr, second.stdout, second.stderr):
+        assert secret not in output
+
+    ours = [a for a in client.read_automations() if a.name.startswith(alerts.NAME_PREFIX)]
+    assert sorted(a.name for a in ours) == sorted(alerts.names())
+    assert all(a.enabled for a in ours)
+    silent = next(a for a in ours if a.name == alerts.NAME_PREFIX + "daemon silent")
+    assert silent.trigger.posture.value == "Proactive"
+    assert silent.trigger.within.total_seconds() == alerts.silent_after_s(30.0)
+
+    # What the API and the UI read back: the URL obfuscated, in the block and in every automation.
+    blocks = httpx.post(f"{prefect_server.api_url}/block_documents/filter", json={}, timeout=10).text
+    automations = httpx.post(f"{prefect_server.api_url}/automations/filter", json={}, timeout=10).text
+    assert alerts.BLOCK_NAME in blocks
+    assert secret not in blocks and secret not in automations
+
+
+def test_alerts_command_rejects_bad_input_in_one_line(prefect_server, receiver):
+    not_url = deploy_alerts(prefect_server, "--webhook", "hooks.slack.com/services/SECRETPART")
+    assert not_url.returncode == 2
+    assert not_url.stderr.strip() == "alerts: --webhook is not an http(s) URL (value not shown: it is a secret)"
+    no_key = deploy_alerts(prefect_server, "--webhook", f"{receiver.url}/x", "--kind", "pagerduty")
+    assert no_key.returncode == 2
+    assert len(no_key.stderr.strip().splitlines()) == 1 and "routing key" in no_key.stderr
+
+
+def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans, scanner, hz_env, start_daemon, receiver):
+    """PagerDuty format: a trigger per state change, and a resolve with the same dedup key."""
+    name = f"alerts-{uuid.uuid4().hex[:8]}"
+    routing_key = f"rk-{uuid.uuid4().hex}"
+    output = install(prefect_server, receiver, "pagerduty", "pd-secret", "--routing-key", routing_key)
+    assert routing_key not in output
+    stale_after, interval = 4.0, 1.0
+    daemon = start_daemon(hz_env, SCAN_BRIDGE_DAEMON_NAME=name, SCAN_BRIDGE_STALE_AFTER_S="4", SCAN_BRIDGE_WARN_AFTER_S="2")
+    run = RunReader(client, daemon.wait_flow_run_id())
+
+    # Healthy for a while: one heartbeat event per check, and not a single message.
+    wait_for(lambda: health_lines(run, "HEALTHY") >= 5, 60, "five healthy checks", 0.2)
+    resource = f"scan-bridge.daemon.{name}"
+    beats = wait_for(lambda: (lambda e: e if len(e) >= 5 else None)(events(prefect_server, "scan-bridge.heartbeat", resource)),
+                     15, "five heartbeat events", 0.3)
+    assert {"status", "data_age_s", "scan_number"} <= set(beats[0]["payload"])
+    assert receiver.matching(about(name)) == []
+
+    scanner.stop()
+    stopped = time.monotonic()
+    stale = receiver.wait(lambda m: about(name)(m) and "STALE" in m.raw, stale_after + interval + 5, "the stale alert")[0]
+    assert stale.at - stopped <= stale_after + interval + 5
+    assert stale.path.startswith("/hook/pd-secret")
+    body = stale.body
+    assert body["routing_key"] == routing_key and body["event_action"] == "trigger"
+    assert body["dedup_key"] == f"scan-bridge/{resource}"
+    assert body["payload"]["severity"] == "critical" and body["payload"]["class"] == "stale"
+    assert "STALE (scanner silent)" in body["payload"]["summary"]
+    assert body["payload"]["custom_details"]["cause"] == "scanner silent"
+    assert body["payload"]["custom_details"]["scan_number"] is not None
+
+    # The state stays the same for several more checks: no further alert (only the warning before it).
+    seen = health_lines(run, "STALE (scanner silent)")
+    wait_for(lambda: health_lines(run, "STALE (scanner silent)") >= seen + 6, 30, "six more stale checks", 0.2)
+    classes = [m.body["payload"]["class"] for m in receiver.matching(about(name))]
+    assert classes == ["warning", "stale"]
+
+    resumed = Scanner(scans)
+    try:
+        resolve = receiver.wait(lambda m: m.body.get("event_action") == "resolve"
+                                and m.body.get("dedup_key") == f"scan-bridge/{resource}", 30, "the recovery")[0]
+        assert resolve.body["routing_key"] == routing_key
+        healthy = health_lines(run, "HEALTHY")
+        wait_for(lambda: health_lines(run, "HEALTHY") >= healthy + 5, 30, "five more healthy checks", 0.2)
+        mine = receiver.matching(lambda m: m.body.get("dedup_key") == f"scan-bridge/{resource}")
+        assert [m.body["event_action"] for m in mine] == ["trigger", "trigger", "resolve"]
+    finally:
+        resumed.stop()
+
+
+def test_killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver):
+    """Slack format. SIGKILL: no goodbye event, so the proactive automation notices the silence."""
+    name = f"alerts-{uuid.uuid4().hex[:8]}"
+    install(prefect_server, receiver, "slack", "slack-secret")
+    daemon = start_daemon(hz_env, SCAN_BRIDGE_DAEMON_NAME=name)
+    run = RunReader(client, daemon.wait_flow_run_id())
+    wait_connected(view, daemon.bridge_pid())
+    wait_for(lambda: health_lines(run, "HEALTHY") >= 3, 60, "three healthy checks", 0.2)
+
+    daemon.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    silent_after = alerts.silent_after_s(1.0)
+    limit = silent_after + PROACTIVE_GRANULARITY_S + 5
+    message = receiver.wait(lambda m: about(name)(m) and "DAEMON SILENT" in m.raw, limit, "the daemon-silent alert")[0]
+    assert message.at - killed <= limit
+    assert set(message.body) == {"text"}, "Slack's incoming-webhook shape"
+    assert message.body["text"].startswith(f"scan-bridge {name}: DAEMON SILENT")
+    # Fires once per silence, not once per evaluation.
+    receiver_count = len(receiver.matching(about(name)))
+    deadline = time.monotonic() + 2 * PROACTIVE_GRANULARITY_S
+    with pytest.raises(AssertionError):
+        receiver.wait(about(name), deadline - time.monotonic(), "a second message", count=receiver_count + 1)
+    assert [m.body["text"].split(":")[1].strip() for m in receiver.matching(about(name))] == ["DAEMON SILENT"]
+
+
+def test_stopped_daemon_is_not_silent_and_its_crashed_run_alerts(prefect_server, client, scanner, hz_env, start_daemon, receiver):
+    """Discord format. A deliberate stop says goodbye (scan-bridge.daemon-stopped): no 'daemon silent'.
+    A standalone daemon stopped by SIGTERM ends Crashed in Prefect, which alerts as such."""
+    name = f"alerts-{uuid.uuid4().hex[:8]}"
+    install(prefect_server, receiver, "discord", "discord-secret")
+    daemon = start_daemon(hz_env, SCAN_BRIDGE_DAEMON_NAME=name)
+    run = RunReader(client, daemon.wait_flow_run_id())
+    wait_for(lambda: health_lines(run, "HEALTHY") >= 3, 60, "three healthy checks", 0.2)
+    run_name = run.flow_run().name
+
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+    stopped = time.monotonic()
+    goodbye = wait_for(lambda: events(prefect_server, "scan-bridge.daemon-stopped", f"scan-bridge.daemon.{name}"), 10,
+                       "the daemon-stopped event", 0.2)
+    assert len(goodbye) == 1 and goodbye[0]["payload"]["reason"] == "SIGTERM"
+    crashed = receiver.wait(lambda m: run_name in m.raw, 30, "the run-ended alert")[0]
+    assert set(crashed.body) == {"content"}, "Discord's webhook shape"
+    assert f"scan-bridge daemon run {run_name} ended Crashed" in crashed.body["content"]
+
+    limit = alerts.silent_after_s(1.0) + PROACTIVE_GRANULARITY_S + 5
+    with pytest.raises(AssertionError):
+        receiver.wait(lambda m: about(name)(m) and "DAEMON SILENT" in m.raw, limit - (time.monotonic() - stopped),
+                      "no daemon-silent alert")
+
+
+def test_gave_up_alerts_with_figures_and_the_failed_run(prefect_server, client, scanner, hz_env, view, start_daemon, receiver):
+    """Generic format: the alert, its severity, the event and the whole health report as figures."""
+    name = f"alerts-{uuid.uuid4().hex[:8]}"
+    install(prefect_server, receiver, "generic", "generic-secret")
+    daemon = start_daemon(hz_env, SCAN_BRIDGE_DAEMON_NAME=name, SCAN_BRIDGE_MAX_RESTARTS="1",
+                          SCAN_BRIDGE_RESTART_DELAY_S="0.5")
+    run = RunReader(client, daemon.wait_flow_run_id())
+    previous = None
+    for _crash in range(2):
+        pid = daemon.bridge_pid(timeout=30, other_than=previous)
+        wait_connected(view, pid)
+        os.kill(pid, signal.SIGKILL)
+        previous = pid
+    assert daemon.wait(60) != 0
+    run_name = run.flow_run().name
+
+    gave_up = receiver.wait(lambda m: about(name)(m) and m.body.get("alert") == "gave-up", 30, "the gave-up alert")[0]
+    assert gave_up.body["severity"] == "critical"
+    assert gave_up.body["event"] == "scan-bridge.gave-up"
+    assert gave_up.body["resource"] == f"scan-bridge.daemon.{name}"
+    assert gave_up.body["figures"]["restarts_total"] == 1
+    assert gave_up.body["figures"]["bridge_state"] == "FATAL"
+    assert gave_up.body["text"].startswith(f"scan-bridge {name}: GAVE UP on the bridge after 1 restarts: Gave up on the bridge")
+    failed = receiver.wait(lambda m: run_name in m.raw and m.body.get("alert") == "run-ended", 30, "the run-failed alert")[0]
+    assert "ended Failed: Gave up on the bridge" in failed.body["text"]
+    assert failed.body["event"] == "prefect.flow-run.Failed"
+    assert json.loads(json.dumps(failed.body))  # plain JSON all the way down
+
+
+def test_every_alert_renders_valid_json_for_every_kind() -> None:
+    """Prefect's own template engine, a message full of quotes, newlines and angle brackets."""
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    class Resource(dict):
+        id = "scan-bridge.daemon.x"
+        name = "x"
+
+    from datetime import UTC, datetime
+
+    class Event:
+        event = "scan-bridge.stale"
+        occurred = datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC)
+        resource = Resource()
+        payload = {"message": 'a "quoted"\nline <b>&</b>', "cause": "scanner silent", "previous_status": "stale",
+                   "reason": "first\nsecond", "restarts_total": 3, "status": "healthy"}
+
+    class State:
+        name, message = "Failed", 'bad "thing"'
+
+    context = {"event": Event(), "flow_run": type("FlowRun", (), {"state": State()})()}
+    for kind in alerts.KINDS:
+        for alert in alerts.alerts(30.0):
+            rendered = render_user_template_sync(alerts.request_body(alert, kind), context)
+            if kind == "pagerduty":
+                rendered = '{"routing_key": "k", ' + rendered + "}"  # what the block wraps it in
+            body = json.loads(rendered)
+            text = {"slack": lambda b: b["text"], "discord": lambda b: b["content"], "generic": lambda b: b["text"],
+                    "pagerduty": lambda b: b.get("payload", {}).get("summary", "resolve")}[kind](body)
+            assert text, (kind, alert.key)
+            if alert.key in ("warning", "stale", "missing", "hazelcast-unavailable") and kind != "pagerduty":
+                assert 'a "quoted"\nline <b>&</b>' in text
