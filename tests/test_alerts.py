@@ -112,7 +112,8 @@ def test_alerts_command_rejects_bad_input_in_one_line(prefect_server, receiver):
     assert len(no_key.stderr.strip().splitlines()) == 1 and "routing key" in no_key.stderr
 
 
-def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans, scanner, hz_env, start_daemon, receiver):
+def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans, scanner, hz_env, start_daemon, receiver,
+                                                  record_property):
     """PagerDuty format: a trigger per state change, and a resolve with the same dedup key."""
     name = f"alerts-{uuid.uuid4().hex[:8]}"
     routing_key = f"rk-{uuid.uuid4().hex}"
@@ -133,6 +134,7 @@ def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans,
     scanner.stop()
     stopped = time.monotonic()
     stale = receiver.wait(lambda m: about(name)(m) and "STALE" in m.raw, stale_after + interval + 5, "the stale alert")[0]
+    record_property("stale_alert_after_s", round(stale.at - stopped, 2))
     assert stale.at - stopped <= stale_after + interval + 5
     assert stale.path.startswith("/hook/pd-secret")
     body = stale.body
@@ -162,7 +164,7 @@ def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans,
         resumed.stop()
 
 
-def test_killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver):
+def test_killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver, record_property):
     """Slack format. SIGKILL: no goodbye event, so the proactive automation notices the silence."""
     name = f"alerts-{uuid.uuid4().hex[:8]}"
     install(prefect_server, receiver, "slack", "slack-secret")
@@ -176,6 +178,7 @@ def test_killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_
     silent_after = alerts.silent_after_s(1.0)
     limit = silent_after + PROACTIVE_GRANULARITY_S + 5
     message = receiver.wait(lambda m: about(name)(m) and "DAEMON SILENT" in m.raw, limit, "the daemon-silent alert")[0]
+    record_property("silent_alert_after_s", round(message.at - killed, 2))
     assert message.at - killed <= limit
     assert set(message.body) == {"text"}, "Slack's incoming-webhook shape"
     assert message.body["text"].startswith(f"scan-bridge {name}: DAEMON SILENT")
