@@ -102,6 +102,13 @@ def test_alerts_command_is_safe_twice_and_keeps_the_webhook_secret(prefect_serve
     assert alerts.BLOCK_NAME in blocks
     assert secret not in blocks and secret not in automations
 
+    # deploy.py status counts them, and names one paused in the UI.
+    client.pause_automation(silent.id)
+    status = subprocess.run([sys.executable, "deploy.py", "status"], cwd=project_dir(), env=prefect_server.env(),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert "Alerts        : 7 of 8 automations enabled (paused: daemon silent)" in status.stdout, status.stdout
+    client.resume_automation(silent.id)
+
 
 def test_alerts_command_rejects_bad_input_in_one_line(prefect_server, receiver):
     not_url = deploy_alerts(prefect_server, "--webhook", "hooks.slack.com/services/SECRETPART")

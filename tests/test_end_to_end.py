@@ -171,6 +171,7 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     assert f"{run_name} RUNNING" in status.stdout, describe(status)
     assert "Health        : HEALTHY" in status.stdout, describe(status)
     assert "1 worker(s) online" in status.stdout, describe(status)
+    assert "Alerts        : none set up (`python deploy.py alerts" in status.stdout, describe(status)
 
     # -- a second run: cancelled by the deployment's concurrency limit, no second bridge ---------
     bridges = bridges_for(stack.scans)

@@ -302,6 +302,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif deployment is not None:
             print("Flow run      : none yet")
             problems.append("`python deploy.py run`")
+        print(f"Alerts        : {_alerts_line(client)}")
     report = _health_report()
     print(f"Health        : {_verdict(report)}")
     print(
@@ -313,6 +314,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     for problem in dict.fromkeys(problems):
         print(f"  ! {problem}")
     return 1 if problems else 0
+
+
+def _alerts_line(client: Any) -> str:
+    """How many of our automations exist and are on; not a problem when none (alerts are optional)."""
+    from . import alerts
+
+    ours = [a for a in client.read_automations() if a.name.startswith(alerts.NAME_PREFIX)]
+    if not ours:
+        return "none set up (`python deploy.py alerts --webhook URL --kind slack|discord|pagerduty|generic`)"
+    off = [a.name.removeprefix(alerts.NAME_PREFIX) for a in ours if not a.enabled]
+    line = f"{len(ours) - len(off)} of {len(ours)} automations enabled"
+    return line + (f" (paused: {', '.join(off)})" if off else "")
 
 
 def _verdict(report: Any) -> str:
