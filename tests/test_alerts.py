@@ -136,6 +136,9 @@ def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans,
     beats = wait_for(lambda: (lambda e: e if len(e) >= 5 else None)(events(prefect_server, "scan-bridge.heartbeat", resource)),
                      15, "five heartbeat events", 0.3)
     assert {"status", "data_age_s", "scan_number"} <= set(beats[0]["payload"])
+    assert beats[0]["related"] == [], "light: without the run, flow and deployment as related resources"
+    changes = events(prefect_server, "scan-bridge.healthy", resource)
+    assert changes and "prefect.flow-run" in json.dumps(changes[0]["related"]), "state changes keep them (for templates)"
     assert receiver.matching(about(name)) == []
 
     scanner.stop()

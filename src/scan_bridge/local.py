@@ -86,6 +86,9 @@ class Launcher:
             raise RuntimeError(f"something already answers on {url}; stop it, or set PREFECT_API_URL to use it")
         self.env["PREFECT_HOME"] = str(self.state / "prefect")
         self.env["PREFECT_API_URL"] = url
+        # One heartbeat event per health check; "daemon silent" needs only the latest ones (docs/alerts.md).
+        self.env.setdefault("PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES",
+                            '{"scan-bridge.heartbeat": 86400, "prefect.flow-run.heartbeat": 604800}')
         self.spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)])
         self.say(f"Prefect server: starting on {url} (log: {self.logs / 'prefect-server.log'})")
         self.wait_until("Prefect server", lambda: _healthy(url), 90)
