@@ -24,9 +24,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+from uuid import UUID
 
 from pydantic import SecretStr
+
+if TYPE_CHECKING:  # Prefect is imported when used: the pure parts (alerts(), request_body()) need none of it
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.events.schemas.automations import AutomationCore
 
 AlertKind = Literal["slack", "discord", "pagerduty", "generic"]
 KINDS: tuple[str, ...] = ("slack", "discord", "pagerduty", "generic")
@@ -125,7 +130,7 @@ def request_body(alert: Alert, kind: str) -> str:
     raise ValueError(f"unknown alert kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def block_for(kind: str, webhook: SecretStr, routing_key: SecretStr | None = None):  # -> CustomWebhookNotificationBlock
+def block_for(kind: str, webhook: SecretStr, routing_key: SecretStr | None = None) -> CustomWebhookNotificationBlock:
     """The notification block: URL (and routing key) as secrets, the automation's body as the request."""
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
@@ -147,7 +152,8 @@ def block_for(kind: str, webhook: SecretStr, routing_key: SecretStr | None = Non
     )
 
 
-def automation_for(alert: Alert, kind: str, block_id: object):  # -> prefect.automations.AutomationCore
+def automation_for(alert: Alert, kind: str, block_id: UUID) -> AutomationCore:
+    """The automation for one alert: a reactive trigger (or the proactive one), one notification."""
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
@@ -263,4 +269,5 @@ def describe(installed: Installed, kind: str) -> Iterable[str]:
 
 
 def names(health_interval_s: float = 30.0) -> Sequence[str]:
+    """The automations' names, as the UI lists them."""
     return [alert.name for alert in alerts(health_interval_s)]
