@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 import httpx
@@ -292,3 +293,16 @@ def test_health_history_continues_across_daemon_runs_without_a_version_per_updat
     versions = client.read_artifacts(artifact_filter=ArtifactFilter(
         key=ArtifactFilterKey(any_=[ARTIFACT_KEY]), flow_run_id=ArtifactFilterFlowRunId(any_=[run2.id])))
     assert 1 <= len(versions) <= 2
+
+
+def test_metrics_port_in_use_is_one_error_line_and_the_daemon_goes_on(client, scanner, hz_env, start_daemon):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = start_daemon(hz_env, SCAN_BRIDGE_METRICS_PORT=str(port))
+        run = RunReader(client, daemon.wait_flow_run_id())
+        run.wait_logged("Health: HEALTHY")
+        errors = [line for line in run.logs() if "Prometheus metrics not served" in line]
+        assert len(errors) == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in errors[0] and "SCAN_BRIDGE_METRICS_PORT" in errors[0]

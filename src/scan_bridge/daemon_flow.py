@@ -374,9 +374,17 @@ def scan_bridge_daemon_flow(
 
         metrics = DaemonMetrics()
         metrics.update(DaemonStatus())
-        metrics.serve(settings.metrics_port, settings.metrics_addr)
-        logger.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics_addr, metrics.port)
-        publishers.append(metrics)
+        try:
+            metrics.serve(settings.metrics_port, settings.metrics_addr)
+        except OSError as exc:  # supervising the bridge matters more than the metrics: go on without them
+            logger.error(
+                "Prometheus metrics not served: cannot listen on %s:%d (%s); set SCAN_BRIDGE_METRICS_PORT to a free port",
+                settings.metrics_addr, settings.metrics_port, exc.strerror or exc,
+            )
+            metrics = None
+        else:
+            logger.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics_addr, metrics.port)
+            publishers.append(metrics)
     supervisor = Supervisor(
         settings,
         bridge_command(),
