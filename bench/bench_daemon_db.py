@@ -54,7 +54,7 @@ DAY = 86400.0
 TARGET_BYTES_PER_DAY = 5 * 2**20
 # At the defaults
 HEALTH_PER_DAY = DAY / 30
-SUMMARY_PER_DAY = DAY / 30
+SUMMARY_PER_DAY = DAY / 60  # the daemon gives the bridge SCAN_BRIDGE_SUMMARY_INTERVAL_S=60 unless set
 ARTIFACTS_PER_DAY = 24.0  # a new version per UTC hour; in between the daemon updates it in place
 CHECKS_PER_DAY = DAY / 30  # one scan-bridge.heartbeat event per health check
 HEARTBEAT_S = 180  # Prefect 3.8's default PREFECT_FLOWS_HEARTBEAT_FREQUENCY
