@@ -214,6 +214,11 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     assert bridges_for(stack.scans) == []
     logs = server.run_logs(run_id)
     assert any(m.startswith("Bridge stopped") for m in logs), logs[-20:]
+    # A deliberate stop says so, and the "daemon silent" alert expects that event (docs/alerts.md).
+    goodbye = wait_for(lambda: server.post("/events/filter", {"filter": {
+        "event": {"name": ["scan-bridge.daemon-stopped"]},
+        "resource": {"id": ["scan-bridge.daemon.scan-bridge-daemon"]}}})["events"], 15, "the daemon-stopped event")
+    assert len(goodbye) == 1, goodbye
     status = deploy_py(env, "status")
     assert status.returncode == 1 and "CANCELLED" in status.stdout, describe(status)
 
