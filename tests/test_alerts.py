@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from scan_bridge import alerts
 from scan_bridge.control import project_dir
@@ -140,6 +141,9 @@ def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans,
     changes = events(prefect_server, "scan-bridge.healthy", resource)
     assert changes and "prefect.flow-run" in json.dumps(changes[0]["related"]), "state changes keep them (for templates)"
     assert receiver.matching(about(name)) == []
+    # A daemon with its own name keeps its own health artifact (and history).
+    own = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"scan-bridge-health-{name}"])))
+    assert own and "## Scan bridge: HEALTHY" in own[0].data
 
     scanner.stop()
     stopped = time.monotonic()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -46,6 +47,8 @@ from .settings import DaemonSettings, HazelcastSettings
 from .supervisor import DaemonStatus, GaveUp, Publishers, Supervisor
 
 ARTIFACT_KEY = "scan-bridge-health"
+#: Daemon names that use ARTIFACT_KEY itself; any other name gets its own key (see artifact_key).
+DEFAULT_DAEMON_NAMES = ("scan-bridge-daemon", "standalone")
 # Seconds between in-place updates of the artifact when nothing changes.
 ARTIFACT_INTERVAL_S = 300.0
 _HISTORY_MARK = "<!-- history: "
@@ -132,6 +135,20 @@ def render_markdown(status: DaemonStatus, history: HealthHistory | None = None) 
     return "\n".join(lines)
 
 
+def artifact_key(daemon: str) -> str:
+    """The health artifact's key for a daemon: ``scan-bridge-health``, or ``scan-bridge-health-<name>``.
+
+    The deployment's daemon (and a standalone one) keep the plain key that ``deploy.py status`` reads;
+    a daemon with another name (``SCAN_BRIDGE_DAEMON_NAME``, a second deployment) gets its own, so
+    neither overwrites the other's page in the UI nor restores the other's history at start.
+    Artifact keys allow lowercase letters, digits and dashes only.
+    """
+    if daemon in DEFAULT_DAEMON_NAMES:
+        return ARTIFACT_KEY
+    slug = re.sub(r"[^a-z0-9]+", "-", daemon.lower()).strip("-")
+    return f"{ARTIFACT_KEY}-{slug}" if slug else ARTIFACT_KEY
+
+
 def history_from_markdown(markdown: str | None) -> HealthHistory:
     """The history a previous run left in its artifact; empty if there is none or it is unreadable."""
     if markdown:
@@ -144,13 +161,14 @@ def history_from_markdown(markdown: str | None) -> HealthHistory:
     return HealthHistory()
 
 
-def previous_history(logger: Any) -> HealthHistory:
+def previous_history(logger: Any, key: str = ARTIFACT_KEY) -> HealthHistory:
+    """The history in the latest artifact under ``key`` (a previous run of this daemon)."""
     try:
         with get_client(sync_client=True) as client:
             from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
             latest = client.read_latest_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])), limit=1
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1
             )
         return history_from_markdown(latest[0].data if latest else None)
     except Exception as exc:  # no history is better than no daemon
@@ -188,6 +206,7 @@ class PrefectPublisher:
         self._artifact_id: Any = None
         self._artifact_hour: datetime | None = None
         self.deployment = deployment or "standalone"
+        self.artifact_key = artifact_key(self.deployment)
         self.resource = {
             "prefect.resource.id": f"scan-bridge.daemon.{self.deployment}",
             "prefect.resource.name": deployment or "scan-bridge-daemon",
@@ -216,7 +235,7 @@ class PrefectPublisher:
         markdown = render_markdown(status, self.history)
         try:
             if new_version:
-                self._artifact_id = create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="Scan bridge health")
+                self._artifact_id = create_markdown_artifact(markdown, key=self.artifact_key, description="Scan bridge health")
                 self._artifact_hour = hour
             else:
                 # PATCH directly: the client's update_artifact also emits an event carrying the whole markdown.
@@ -367,7 +386,8 @@ def scan_bridge_daemon_flow(
     deployment = settings.daemon_name or os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
         "scan-bridge-daemon" if flow_run is not None and flow_run.deployment_id else None
     )
-    publishers: list[Any] = [PrefectPublisher(logger, deployment, history=previous_history(logger))]
+    history = previous_history(logger, artifact_key(deployment or "standalone"))
+    publishers: list[Any] = [PrefectPublisher(logger, deployment, history=history)]
     metrics = None
     if settings.metrics_port is not None:
         from .metrics import DaemonMetrics
