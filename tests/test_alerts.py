@@ -163,7 +163,8 @@ def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans,
     seen = health_lines(run, "STALE (scanner silent)")
     wait_for(lambda: health_lines(run, "STALE (scanner silent)") >= seen + 6, 30, "six more stale checks", 0.2)
     classes = [m.body["payload"]["class"] for m in receiver.matching(about(name))]
-    assert classes == ["warning", "stale"]
+    # A warning comes first when a check fell between warn (2 s) and stale (4 s) age; a slow check may skip it.
+    assert classes in (["warning", "stale"], ["stale"]), classes
 
     resumed = Scanner(scans)
     try:
@@ -173,7 +174,7 @@ def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans,
         healthy = health_lines(run, "HEALTHY")
         wait_for(lambda: health_lines(run, "HEALTHY") >= healthy + 5, 30, "five more healthy checks", 0.2)
         mine = receiver.matching(lambda m: m.body.get("dedup_key") == f"scan-bridge/{resource}")
-        assert [m.body["event_action"] for m in mine] == ["trigger", "trigger", "resolve"]
+        assert [m.body["event_action"] for m in mine] == ["trigger"] * len(classes) + ["resolve"]
     finally:
         resumed.stop()
 
