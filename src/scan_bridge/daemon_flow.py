@@ -109,10 +109,6 @@ def _figures(status: DaemonStatus) -> dict[str, Any]:
     return figures
 
 
-def _cell(value: Any) -> str:
-    return "—" if value is None else str(value)
-
-
 def render_markdown(status: DaemonStatus, history: HealthHistory | None = None) -> str:
     """The artifact an operator reads at a glance: the verdict, the figures, the last 24 hours."""
     figures = _figures(status)
