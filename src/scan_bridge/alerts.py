@@ -31,7 +31,8 @@ from pydantic import SecretStr
 
 if TYPE_CHECKING:  # Prefect is imported when used: the pure parts (alerts(), request_body()) need none of it
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
-    from prefect.events.schemas.automations import AutomationCore
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.events.schemas.automations import Automation, AutomationCore
 
 AlertKind = Literal["slack", "discord", "pagerduty", "generic"]
 KINDS: tuple[str, ...] = ("slack", "discord", "pagerduty", "generic")
@@ -225,9 +226,8 @@ def install_alerts(
     wanted = {alert.name: automation_for(alert, kind, block_id) for alert in alerts(health_interval_s)}
     created, updated, removed = [], [], []
     with get_client(sync_client=True) as client:
-        existing = [a for a in client.read_automations() if a.name.startswith(NAME_PREFIX)]
         seen: set[str] = set()
-        for automation in existing:
+        for automation in ours(client):
             if automation.name in wanted and automation.name not in seen:
                 client.update_automation(automation.id, wanted[automation.name])
                 updated.append(automation.name)
@@ -242,6 +242,11 @@ def install_alerts(
     return Installed(BLOCK_NAME, created, updated, removed)
 
 
+def ours(client: SyncPrefectClient) -> list[Automation]:
+    """The automations this module set up (by their name prefix), as the server has them now."""
+    return [automation for automation in client.read_automations() if automation.name.startswith(NAME_PREFIX)]
+
+
 def remove_alerts() -> list[str]:
     """Delete our automations and the block; the names removed."""
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -249,10 +254,9 @@ def remove_alerts() -> list[str]:
 
     removed = []
     with get_client(sync_client=True) as client:
-        for automation in client.read_automations():
-            if automation.name.startswith(NAME_PREFIX):
-                client.delete_automation(automation.id)
-                removed.append(automation.name)
+        for automation in ours(client):
+            client.delete_automation(automation.id)
+            removed.append(automation.name)
     try:
         CustomWebhookNotificationBlock.delete(BLOCK_NAME)
     except Exception:  # not there: nothing to delete

@@ -320,7 +320,7 @@ def _alerts_line(client: Any) -> str:
     """How many of our automations exist and are on; not a problem when none (alerts are optional)."""
     from . import alerts
 
-    ours = [a for a in client.read_automations() if a.name.startswith(alerts.NAME_PREFIX)]
+    ours = alerts.ours(client)
     if not ours:
         return "none set up (`python deploy.py alerts --webhook URL --kind slack|discord|pagerduty|generic`)"
     off = [a.name.removeprefix(alerts.NAME_PREFIX) for a in ours if not a.enabled]

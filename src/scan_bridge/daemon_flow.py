@@ -211,6 +211,13 @@ class PrefectPublisher:
         self._artifact_at = -1e18
         self._announced: str | None = None  # the last state-change event's status, in event spelling
 
+    @classmethod
+    def resume(cls, logger: Any, deployment: str | None) -> PrefectPublisher:
+        """A publisher that continues the history its daemon's previous run left in the artifact."""
+        publisher = cls(logger, deployment)
+        publisher.history = previous_history(logger, publisher.artifact_key)
+        return publisher
+
     def _note(self, status: DaemonStatus, note: str) -> None:
         figures = _figures(status)
         self.history.record_change(
@@ -259,9 +266,9 @@ class PrefectPublisher:
         self.history.record_check(report.checked_at, report.status.value, report.data_age_s, report.scan_number)
         if changed:
             self._note(status, "state change")
-            previous, self._announced = self._announced, name
-            self._event(name, {**_figures(status), "previous_status": event_status(previous)},
-                        status=name, previous_status=event_status(previous),
+            previous, self._announced = event_status(self._announced), name
+            self._event(name, {**_figures(status), "previous_status": previous},
+                        status=name, previous_status=previous,
                         cause=report.cause.value if report.cause is not None else "none")
         self._event("heartbeat", heartbeat_payload(status), light=True, status=name)
         self._artifact(status, force=changed)
@@ -382,8 +389,7 @@ def scan_bridge_daemon_flow(
     deployment = settings.daemon_name or os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
         "scan-bridge-daemon" if flow_run is not None and flow_run.deployment_id else None
     )
-    history = previous_history(logger, artifact_key(deployment or "standalone"))
-    publishers: list[Any] = [PrefectPublisher(logger, deployment, history=history)]
+    publishers: list[Any] = [PrefectPublisher.resume(logger, deployment)]
     metrics = None
     if settings.metrics_port is not None:
         from .metrics import DaemonMetrics
