@@ -69,6 +69,25 @@ class WebhookReceiver:
                     raise AssertionError(f"timed out after {timeout} s waiting for {what}; received: {raw}")
                 self._changed.wait(remaining)
 
+    def assert_none(self, predicate: Callable[[Received], bool], until: float, what: str) -> float:
+        """No message matches, watched until ``until`` (a ``time.monotonic()`` deadline); the seconds watched.
+
+        The caller fixes ``until`` from when the window really starts (a kill, a stop, the first
+        alert), not from when it gets round to asking. The window is waited out in full, and a match
+        at any time (before the call too: every message is kept) fails at once. A window already over
+        when this is called is still checked, completely: everything that arrived in it is recorded.
+        """
+        started = time.monotonic()
+        with self._changed:
+            while True:
+                found = [m for m in self.messages if predicate(m)]
+                if found:
+                    raise AssertionError(f"{what}: received {[m.raw[:300] for m in found]}")
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    return time.monotonic() - started
+                self._changed.wait(remaining)
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
