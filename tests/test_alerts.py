@@ -82,11 +82,14 @@ def health_lines(run: RunReader, status: str) -> int:
 
 def test_alerts_command_is_safe_twice_and_keeps_the_webhook_secret(prefect_server, client, receiver):
     secret = f"T0KEN-{uuid.uuid4().hex}"
+    before = alerts.ours(client)  # none on a fresh server; another test of the module may have set them up
     first = deploy_alerts(prefect_server, "--webhook", f"{receiver.url}/{secret}", "--kind", "slack")
     second = deploy_alerts(prefect_server, "--webhook", f"{receiver.url}/{secret}", "--kind", "slack")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert "automation created: scan-bridge: stale" in first.stdout or "automation updated: scan-bridge: stale" in first.stdout
-    assert "automation updated: scan-bridge: stale" in second.stdout
+    assert f"automation {'updated' if before else 'created'}: scan-bridge: stale" in first.stdout, first.stdout
+    for name in alerts.names():
+        assert f"automation updated: {name}" in second.stdout, second.stdout
+    assert "created" not in second.stdout and "removed" not in second.stdout, second.stdout
     for output in (first.stdout, first.stderr, second.stdout, second.stderr):
         assert secret not in output
 
@@ -115,6 +118,11 @@ def test_alerts_command_rejects_bad_input_in_one_line(prefect_server, receiver):
     not_url = deploy_alerts(prefect_server, "--webhook", "hooks.slack.com/services/SECRETPART")
     assert not_url.returncode == 2
     assert not_url.stderr.strip() == "alerts: --webhook is not an http(s) URL (value not shown: it is a secret)"
+    from_env = subprocess.run([sys.executable, "deploy.py", "alerts"], cwd=project_dir(), stdin=subprocess.DEVNULL,
+                              env={**prefect_server.env(), "SCAN_BRIDGE_ALERT_WEBHOOK_URL": "hooks.slack.com/SECRETPART"},
+                              capture_output=True, text=True, timeout=120)
+    assert from_env.returncode == 2
+    assert from_env.stderr.strip() == "alerts: SCAN_BRIDGE_ALERT_WEBHOOK_URL is not an http(s) URL (value not shown: it is a secret)"
     no_key = deploy_alerts(prefect_server, "--webhook", f"{receiver.url}/x", "--kind", "pagerduty")
     assert no_key.returncode == 2
     assert len(no_key.stderr.strip().splitlines()) == 1 and "routing key" in no_key.stderr

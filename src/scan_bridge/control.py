@@ -371,11 +371,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         print(f"{len(removed)} automation(s) removed; block {alerts.BLOCK_NAME!r} deleted if it existed.")
         return 0
     raw = args.webhook or os.environ.get("SCAN_BRIDGE_ALERT_WEBHOOK_URL", "")
+    source = "--webhook" if args.webhook else "SCAN_BRIDGE_ALERT_WEBHOOK_URL"
     if not raw:
         print("alerts: give --webhook URL (or set SCAN_BRIDGE_ALERT_WEBHOOK_URL)", file=sys.stderr)
         return 2
     if not raw.startswith(("http://", "https://")):
-        print("alerts: --webhook is not an http(s) URL (value not shown: it is a secret)", file=sys.stderr)
+        print(f"alerts: {source} is not an http(s) URL (value not shown: it is a secret)", file=sys.stderr)
         return 2
     key = args.routing_key or os.environ.get("SCAN_BRIDGE_ALERT_ROUTING_KEY")
     interval = args.health_interval
