@@ -399,8 +399,8 @@ class _Table:
         vtable = pos - struct.unpack_from("<i", data, pos)[0]
         if not lo <= vtable <= hi - 4:
             raise ValueError("flatbuffer vtable out of bounds")
-        vt_size, table_size = struct.unpack_from("<HH", data, vtable)
-        if vt_size < 4 or vtable + vt_size > hi or pos + table_size > hi:
+        (vt_size,) = struct.unpack_from("<H", data, vtable)
+        if vt_size < 4 or vtable + vt_size > hi:  # (the table's own size is not checked: fields are, one by one)
             raise ValueError("flatbuffer vtable out of bounds")
         self.data, self.lo, self.hi, self.pos, self.vtable, self.vt_size = data, lo, hi, pos, vtable, vt_size
 
@@ -460,13 +460,15 @@ def _message_cost(data: bytes, meta_lo: int, meta_hi: int, body_lo: int | None) 
     body_hi = body_lo + body_length
     if body_hi > len(data):
         raise ValueError("message body past the end of the file")
+    if header_type not in (_RECORD_BATCH, _DICTIONARY_BATCH):
+        return 0, 0, 0, body_length
     header = message.table(2)
-    if header is None or header_type not in (_RECORD_BATCH, _DICTIONARY_BATCH):
+    if header is None:
         return 0, 0, 0, body_length
     batch = header if header_type == _RECORD_BATCH else header.table(1)
     if batch is None:
         return 0, 0, 0, body_length
-    rows = batch.scalar(0, "<q")
+    rows = batch.scalar(0, "<q") if header_type == _RECORD_BATCH else 0
     values = 0
     for at in batch.structs(1, 16):  # FieldNode {length: long, null_count: long}
         length = struct.unpack_from("<q", data, at)[0]
@@ -477,16 +479,20 @@ def _message_cost(data: bytes, meta_lo: int, meta_hi: int, body_lo: int | None) 
     decoded = 0
     for at in batch.structs(2, 16):  # Buffer {offset: long, length: long}
         offset, length = struct.unpack_from("<qq", data, at)
-        if offset < 0 or length < 0 or offset + length > body_length:
-            raise ValueError("buffer outside its message body")
-        if compressed and length >= 8:
+        # pyarrow skips buffers it does not need (an empty one; a validity bitmap when nothing is
+        # null) and fails on, or truncates to the body, one that runs past the body: count what it
+        # could load, from what the body holds, never less.
+        if length <= 0 or not 0 <= offset < body_length:
+            continue
+        stored = min(length, body_length - offset)
+        if compressed and stored >= 8:
             (raw,) = struct.unpack_from("<q", data, body_lo + offset)  # uncompressed length; -1: stored as is
-            decoded += length - 8 if raw == -1 else raw
+            decoded += stored - 8 if raw == -1 else max(raw, 0)
         else:
-            decoded += length
-    if rows < 0 or decoded < 0:
-        raise ValueError("negative lengths")
-    return (rows if header_type == _RECORD_BATCH else 0), values, decoded, body_length
+            decoded += stored
+    if rows < 0:
+        raise ValueError(f"negative row count {rows}")
+    return rows, values, decoded, body_length
 
 
 def _framed(data: bytes, pos: int) -> tuple[int, int]:
