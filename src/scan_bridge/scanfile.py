@@ -302,6 +302,10 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, li
         else:
             reader = pa.ipc.open_stream(buffer)
         schema = reader.schema
+        try:
+            schema.names  # noqa: B018 - pyarrow decodes the names here
+        except UnicodeDecodeError:
+            raise ScanFileRejected(path, "a column name is not UTF-8") from None
         if len(schema) > limits.max_columns:
             raise ScanFileRejected(path, f"too large: {len(schema)} columns > limit {limits.max_columns} (max_scan_columns)")
         table = reader.read_all()
@@ -312,10 +316,7 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, li
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise ScanFileRejected(path, f"corrupt Arrow {fmt} ({_one_line(exc)})") from None
 
-    try:
-        names = table.column_names
-    except UnicodeDecodeError:
-        raise ScanFileRejected(path, "a column name is not UTF-8") from None
+    names = table.column_names
     if len(set(names)) != len(names):
         duplicate = next(name for name in names if names.count(name) > 1)
         raise ScanFileRejected(path, f"duplicate column name {duplicate!r}")
