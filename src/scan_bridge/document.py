@@ -57,6 +57,7 @@ SCAN_NUMBER_MAX = 2**63 - 1
 #: Default bounds on one scan (settings ``max_scan_rows``, ``max_scan_columns``, ``max_document_bytes``):
 #: a simulator scan has 400 rows, 15 columns and a ~104 KB document; a member holds documents in its
 #: heap, and a 40 MB one was enough to drop a 512 MB member's connection.
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_SCAN_ROWS = 100_000
 DEFAULT_MAX_SCAN_COLUMNS = 10_000
 DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024

@@ -39,7 +39,7 @@ import math
 import os
 import stat
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -362,7 +362,7 @@ class ScanCost:
     """What decoding a scan would take, read from its IPC metadata before anything is decoded.
 
     ``decoded_bytes`` is the sum of every buffer's size once decompressed (a compressed buffer
-    starts with its uncompressed length), ``values`` the sum of every field node's length (the
+    starts with its uncompressed length; an uncompressed body counts as its length), ``values`` the sum of every field node's length (the
     values of all columns, nested children and dictionaries included), ``rows`` the record
     batches' lengths.
     """
@@ -425,19 +425,20 @@ class _Table:
         at = self._at(index, 4)
         return _Table(self.data, at + struct.unpack_from("<I", self.data, at)[0], self.lo, self.hi) if at else None
 
-    def structs(self, index: int, size: int) -> range:
-        """Positions of a vector of fixed-size structs."""
+    def structs(self, index: int, fmt: str) -> Iterator[tuple[Any, ...]]:
+        """The values of a vector of fixed-size structs (``fmt``: one struct's layout)."""
         at = self._at(index, 4)
         if not at:
-            return range(0)
+            return iter(())
         vector = at + struct.unpack_from("<I", self.data, at)[0]
         if not self.lo <= vector <= self.hi - 4:
             raise ValueError("flatbuffer vector out of bounds")
         count = struct.unpack_from("<I", self.data, vector)[0]
         start = vector + 4
-        if start + count * size > self.hi:
+        end = start + count * struct.calcsize(fmt)
+        if end > self.hi:
             raise ValueError("flatbuffer vector out of bounds")
-        return range(start, start + count * size, size)
+        return struct.iter_unpack(fmt, memoryview(self.data)[start:end])
 
 
 def _root(data: bytes, lo: int, hi: int) -> _Table:
@@ -471,22 +472,21 @@ def _message_cost(data: bytes, meta_lo: int, meta_hi: int, body_lo: int | None) 
         return 0, 0, 0, body_length
     rows = batch.scalar(0, "<q") if header_type == _RECORD_BATCH else 0
     values = 0
-    for at in batch.structs(1, 16):  # FieldNode {length: long, null_count: long}
-        length = struct.unpack_from("<q", data, at)[0]
+    for length, _nulls in batch.structs(1, "<qq"):  # FieldNode {length: long, null_count: long}
         if length < 0:
             raise ValueError(f"negative field length {length}")
         values += length
-    compressed = batch.table(3) is not None
+    if batch.table(3) is None:  # not compressed: buffers are slices of the body, nothing more is allocated
+        return rows, values, body_length, body_length
     decoded = 0
-    for at in batch.structs(2, 16):  # Buffer {offset: long, length: long}
-        offset, length = struct.unpack_from("<qq", data, at)
+    for offset, length in batch.structs(2, "<qq"):  # Buffer {offset: long, length: long}
         # pyarrow skips buffers it does not need (an empty one; a validity bitmap when nothing is
         # null) and fails on, or truncates to the body, one that runs past the body: count what it
         # could load, from what the body holds, never less.
         if length <= 0 or not 0 <= offset < body_length:
             continue
         stored = min(length, body_length - offset)
-        if compressed and stored >= 8:
+        if stored >= 8:
             (raw,) = struct.unpack_from("<q", data, body_lo + offset)  # uncompressed length; -1: stored as is
             decoded += stored - 8 if raw == -1 else max(raw, 0)
         else:
@@ -520,8 +520,7 @@ def measure(data: bytes, fmt: ScanFormat) -> ScanCost:
             raise ValueError("footer out of bounds")
         footer = _root(data, footer_lo, n - 10)
         for index in (2, 3):  # dictionaries, recordBatches: Block {offset: long, metaDataLength: int, bodyLength: long}
-            for at in footer.structs(index, 24):
-                offset, meta_length = struct.unpack_from("<qi", data, at)
+            for offset, meta_length, _body_length in footer.structs(index, "<qi4xq"):
                 if offset < 0 or meta_length < 8 or offset + meta_length > n:
                     raise ValueError("block out of bounds")
                 meta_lo, length = _framed(data, offset)

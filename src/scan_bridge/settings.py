@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .document import (
     DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_SCAN_COLUMNS,
     DEFAULT_MAX_SCAN_ROWS,
     HISTORY_KEY_INT_TYPE,
@@ -135,7 +136,7 @@ class BridgeSettings(HazelcastSettings):
     complete_deadline_s: float = Field(
         default=30.0, gt=0, description="How long a file may stay incomplete (still being written) before it is rejected."
     )
-    max_file_bytes: int = Field(default=256 * 1024 * 1024, gt=0, description="Files larger than this are rejected.")
+    max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, gt=0, description="Files larger than this are rejected.")
     max_scan_rows: int = Field(
         default=DEFAULT_MAX_SCAN_ROWS, gt=0, description="Scans with more rows (assets) than this are rejected, before they are decoded."
     )
