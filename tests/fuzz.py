@@ -28,6 +28,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -253,6 +254,7 @@ class Results:
     oracle_crashes: int = 0
     files: int = 0
     seconds: float = 0.0
+    worker_max_rss_mb: float = 0.0  # the largest a reading child grew (ru_maxrss of waited-for children)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -263,6 +265,7 @@ class Results:
             "foreign": len(self.foreign),
             "oracle_crashes": self.oracle_crashes,
             "seconds": round(self.seconds, 1),
+            "worker_max_rss_mb": round(self.worker_max_rss_mb, 1),
         }
 
 
@@ -347,6 +350,7 @@ def run(seed: int, count: int, workdir: Path | None = None, env: dict[str, str] 
         finally:
             worker.close()
     results.seconds = time.perf_counter() - started
+    results.worker_max_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return results
 
 

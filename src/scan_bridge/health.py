@@ -444,11 +444,12 @@ def scan_number_of_file(path: Path) -> int | None:
     except (pa.ArrowException, OSError, ValueError, TypeError):
         return None
     if column:  # decoding data: only through the bridge's reader (validated, its size bounded before decoding)
-        from .scanfile import ScanFileIncomplete, ScanFileRejected, read_scan
+        from .scanfile import ScanFileIncomplete, ScanFileRejected, read_table
 
         try:
-            return read_scan(path, DEFAULT_MAX_FILE_BYTES).scan_number
-        except (ScanFileIncomplete, ScanFileRejected):
+            values = read_table(path, DEFAULT_MAX_FILE_BYTES).column("scan_number")
+            return parse_scan_number(values[0].as_py()) if len(values) else None
+        except (ScanFileIncomplete, ScanFileRejected, ValueError):
             return None
     return None
 

@@ -289,7 +289,24 @@ def _walk_stream(path: Path, fd: int, size: int, max_bytes: int, *, legacy_head:
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, limits: ScanLimits) -> ScanRecord:
+def read_table(path: Path, max_bytes: int, limits: ScanLimits | None = None) -> pa.Table:
+    """The file's Arrow table, complete, within ``limits`` and fully validated; for readers other than :func:`read_scan`.
+
+    Raises :class:`ScanFileIncomplete` or :class:`ScanFileRejected`, nothing else (the health check
+    uses it for a scan number held in a column).
+    """
+    path = Path(path)
+    try:
+        data, fmt, _size, _mtime = _read_complete(path, max_bytes)
+        return _decode(path, data, fmt, limits or ScanLimits())
+    except (ScanFileRejected, ScanFileIncomplete):
+        raise
+    except Exception as exc:  # noqa: BLE001 - as in read_scan
+        raise ScanFileRejected(path, f"corrupt Arrow data ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _decode(path: Path, data: bytes, fmt: ScanFormat, limits: ScanLimits) -> pa.Table:
+    """Complete bytes to a validated table: cost checked from the metadata first, then decoded, then fully validated."""
     try:
         cost = measure(data, fmt)
     except (ValueError, struct.error) as exc:
@@ -315,7 +332,12 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, li
         table.validate(full=True)
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise ScanFileRejected(path, f"corrupt Arrow {fmt} ({_one_line(exc)})") from None
+    return table
 
+
+def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, limits: ScanLimits) -> ScanRecord:
+    table = _decode(path, data, fmt, limits)
+    schema = table.schema
     names = table.column_names
     if len(set(names)) != len(names):
         duplicate = next(name for name in names if names.count(name) > 1)
