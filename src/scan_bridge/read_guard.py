@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MARKER_NAME = "reading"
 CRASHED_NAME = "crashed.jsonl"
@@ -96,6 +99,7 @@ class ReadGuard:
         self.dir = make_private_dir(guard_dir(state_dir, watch_dir))
         self._crashed_path = self.dir / CRASHED_NAME
         self._fd = os.open(self.dir / MARKER_NAME, _OPEN_FLAGS, 0o600)
+        self._warned = False
 
     def recover(self) -> CrashedFile | None:
         """The file a previous bridge died reading, if any: remembered for good, and the marker cleared."""
@@ -120,14 +124,29 @@ class ReadGuard:
         return [c for c in self._load() if c.still_there()]
 
     def begin(self, path: Path) -> None:
-        """Mark ``path`` as being read (before reading it)."""
+        """Mark ``path`` as being read (before reading it).
+
+        A marker that cannot be written (the state folder's disk full) must not stop the bridge:
+        the read goes ahead unguarded, and that is logged once.
+        """
         raw = os.fsencode(path)
-        os.pwrite(self._fd, raw, 0)
-        os.ftruncate(self._fd, len(raw))
+        try:
+            os.pwrite(self._fd, raw, 0)
+            os.ftruncate(self._fd, len(raw))
+        except OSError as exc:
+            self._failed(exc)
 
     def end(self) -> None:
         """The read returned: clear the marker."""
-        os.ftruncate(self._fd, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("Cannot write the reading marker in %s (%s); reading on without it", self.dir, exc.strerror or exc)
 
     def close(self) -> None:
         os.close(self._fd)
