@@ -12,6 +12,13 @@ value for every row); everything else passes through.
   yet, a message cut short): try again later, and give up after a deadline;
 * :class:`ScanFileRejected`: bad for good (not Arrow, no scan number, ...): log the reason once.
 
+Nothing else ever leaves :func:`read_scan`: any other exception from decoding or converting becomes
+a rejection with its type and text. Before decoding, the cost of the scan is read from its IPC
+metadata (:func:`measure`: rows, values, decompressed bytes) and checked against
+:class:`ScanLimits`, so a few KB of zstd cannot expand to gigabytes; after decoding, pyarrow's full
+validation runs before any value is converted, so bad offsets can neither crash native code nor
+read (and push) the process's own memory.
+
 Completeness is decided from a few small reads before anything is parsed: the IPC file format must
 start with ``ARROW1`` and end with its footer and ``ARROW1``; the stream format is walked message by
 message (each message's length prefix and the body length from its flatbuffer header: a few bytes
