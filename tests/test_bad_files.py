@@ -186,3 +186,18 @@ def test_a_file_that_crashes_the_reader_is_skipped_after_the_restart_and_reporte
     marker_dir = next(state.glob("reader-*"))
     assert oct(marker_dir.stat().st_mode & 0o777) == "0o700"
     assert not any(scans.rglob("*reading*")), "nothing is written into the scanner's folder"
+
+
+def test_a_push_failure_is_one_line_and_the_java_stack_trace_is_kept_for_debug(tmp_path, scans, caplog):
+    from scan_bridge.service import Bridge
+    from scan_bridge.settings import BridgeSettings
+
+    bridge = Bridge(BridgeSettings(watch_dir=scans, state_dir=tmp_path / "state"))
+    java = "com.hazelcast.nio.serialization.HazelcastSerializationException: cannot serialise\n" + "\tat com.hazelcast.X.y(X.java:1)\n" * 38
+    with caplog.at_level("DEBUG", logger="scan_bridge.service"):
+        bridge._push_failed(RuntimeError(java))
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "\n" not in warning.getMessage()
+    assert warning.getMessage().endswith("cannot serialise); will catch up from disk")
+    (debug,) = [r for r in caplog.records if r.levelname == "DEBUG"]
+    assert debug.exc_info is not None  # the whole trace, for whoever turns debug on

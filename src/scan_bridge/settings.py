@@ -147,7 +147,7 @@ class BridgeSettings(HazelcastSettings):
         description="Largest scan document (JSON) pushed; a scan whose decoded Arrow data alone exceeds it is rejected before decoding.",
     )
     state_dir: Path = Field(
-        default_factory=lambda: default_state_dir(),
+        default_factory=default_state_dir,
         description="Private folder (mode 0700) for the bridge's own state: which file it is reading, files that crashed it.",
     )
     retention: int = Field(default=1000, ge=1, description="How many of the newest scans the history map keeps.")
