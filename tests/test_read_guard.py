@@ -16,18 +16,18 @@ def test_a_marker_left_set_names_the_crashed_file_once_and_it_stays_skipped(tmp_
     bad = watch / "scan_000004.arrow"
     bad.write_bytes(b"x" * 10)
     guard = ReadGuard(tmp_path / "state", watch)
-    assert guard.recover() is None
+    assert guard.recover() == []
     guard.begin(watch / "scan_000003.arrow")
     guard.end()
-    guard.begin(bad)  # ... and the process dies here
-    guard.close()
+    guard.begin(bad)  # ... and the process dies here (it never gets to close())
+    os.close(guard._fd)
     again = ReadGuard(tmp_path / "state", watch)
-    crashed = again.recover()
-    assert crashed is not None and crashed.path == bad
+    (crashed,) = again.recover()
+    assert crashed.path == bad
     assert [c.path for c in again.crashed()] == [bad]
     again.close()
     third = ReadGuard(tmp_path / "state", watch)
-    assert third.recover() is None  # reported once
+    assert third.recover() == []  # reported once
     assert [c.path for c in third.crashed()] == [bad]  # still skipped
     os.utime(bad, ns=(1, 1))  # rewritten under the same name: read again
     assert third.crashed() == []
@@ -38,7 +38,32 @@ def test_the_state_folder_is_private_and_per_watched_folder(tmp_path: Path) -> N
     b = ReadGuard(tmp_path / "state", tmp_path / "b")
     assert a.dir != b.dir and a.dir.parent == b.dir.parent
     assert a.dir.stat().st_mode & 0o777 == 0o700
-    assert (a.dir / "reading").stat().st_mode & 0o777 == 0o600
+    assert (a.dir / f"reading-{os.getpid()}").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_live_bridges_marker_is_not_a_crash_and_a_dead_ones_is(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    watch = tmp_path / "scans"
+    folder = guard_dir(tmp_path / "state", watch)
+    folder.mkdir(parents=True, mode=0o700)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        (folder / f"reading-{live.pid}").write_bytes(b"/scans/being_read_now.arrow")
+        (folder / f"reading-{dead.pid}").write_bytes(b"/scans/crashed.arrow")
+        guard = ReadGuard(tmp_path / "state", watch)
+        (crashed,) = guard.recover()
+        assert crashed.path == Path("/scans/crashed.arrow")
+        assert (folder / f"reading-{live.pid}").exists()
+        assert not (folder / f"reading-{dead.pid}").exists()
+        guard.close()
+        assert not (folder / f"reading-{os.getpid()}").exists()  # a normal exit leaves no marker
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_a_symlink_in_place_of_the_state_folder_is_refused(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ and every later one watching the same folder. The scanner's folder is never writ
 
 Where: ``<state_dir>/reader-<hash of the watch dir>/`` (``state_dir`` defaults to
 ``$XDG_STATE_HOME/scan-bridge`` or ``~/.local/state/scan-bridge``), a private directory (mode
-0700, owned by us, not a symlink), with ``reading`` (the marker) and ``crashed.jsonl`` (one JSON
-object per file that crashed a reader: path, size, mtime_ns). The hash keeps two bridges on two
-folders apart.
+0700, owned by us, not a symlink), with ``reading-<pid>`` (the marker) and ``crashed.jsonl`` (one
+JSON object per file that crashed a reader: path, size, mtime_ns). The hash keeps two bridges on
+two folders apart; the pid keeps two bridges on one folder apart (a marker whose process is alive
+is not a crash; one whose process is gone, or that carries our own pid, as after a container
+restart, is a predecessor's).
 
 Cost: the marker is one file kept open; setting it is one ``pwrite`` and one ``ftruncate``,
 clearing it one ``ftruncate`` (a few microseconds against ~0.5 ms to read a scan). No ``fsync``:
@@ -98,26 +100,47 @@ class ReadGuard:
     def __init__(self, state_dir: Path, watch_dir: Path) -> None:
         self.dir = make_private_dir(guard_dir(state_dir, watch_dir))
         self._crashed_path = self.dir / CRASHED_NAME
-        self._fd = os.open(self.dir / MARKER_NAME, _OPEN_FLAGS, 0o600)
+        self._found = self._take_dead_markers()  # before ours exists: a marker with our pid is a predecessor's
+        self._fd = os.open(self.dir / f"{MARKER_NAME}-{os.getpid()}", _OPEN_FLAGS | os.O_TRUNC, 0o600)
         self._warned = False
 
-    def recover(self) -> CrashedFile | None:
-        """The file a previous bridge died reading, if any: remembered for good, and the marker cleared."""
-        size = os.fstat(self._fd).st_size
-        raw = os.pread(self._fd, size, 0) if size else b""
-        if not raw:
-            return None
-        path = Path(os.fsdecode(raw))
-        try:
-            info = os.stat(path, follow_symlinks=False)
-            crashed = CrashedFile(path, info.st_size, info.st_mtime_ns)
-        except OSError:  # gone since: nothing to skip, but still worth reporting
-            crashed = CrashedFile(path, -1, -1)
-        remembered = [c for c in self._load() if c.path != path and c.still_there()]
-        remembered.append(crashed)
-        self._save(remembered[-MAX_REMEMBERED:])
-        self.end()
-        return crashed
+    def _take_dead_markers(self) -> list[bytes]:
+        """The paths in markers of processes that are gone (their files removed); a live bridge's marker is left alone."""
+        found = []
+        for marker in self.dir.glob(f"{MARKER_NAME}-*"):
+            pid = marker.name.rpartition("-")[2]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue  # another bridge on the same folder, reading right now
+            try:
+                fd = os.open(marker, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    raw = os.read(fd, 1 << 16)
+                finally:
+                    os.close(fd)
+                marker.unlink()
+            except OSError:
+                continue
+            if raw:
+                found.append(raw)
+        return found
+
+    def recover(self) -> list[CrashedFile]:
+        """The files previous bridges died reading (usually none, at most one each): remembered for good, markers gone."""
+        if not self._found:
+            return []
+        crashes = []
+        for raw in self._found:
+            path = Path(os.fsdecode(raw))
+            try:
+                info = os.stat(path, follow_symlinks=False)
+                crashes.append(CrashedFile(path, info.st_size, info.st_mtime_ns))
+            except OSError:  # gone since: nothing to skip, but still worth reporting
+                crashes.append(CrashedFile(path, -1, -1))
+        self._found = []
+        paths = {c.path for c in crashes}
+        remembered = [c for c in self._load() if c.path not in paths and c.still_there()]
+        self._save((remembered + crashes)[-MAX_REMEMBERED:])
+        return crashes
 
     def crashed(self) -> list[CrashedFile]:
         """Files that crashed a reader and are still there, unchanged: skip them."""
@@ -149,7 +172,13 @@ class ReadGuard:
             log.warning("Cannot write the reading marker in %s (%s); reading on without it", self.dir, exc.strerror or exc)
 
     def close(self) -> None:
+        """Stop guarding: a bridge that exits normally leaves no marker."""
         os.close(self._fd)
+        try:
+            os.unlink(self.dir / f"{MARKER_NAME}-{os.getpid()}")
+        except OSError:
+            pass
+
 
     def _load(self) -> list[CrashedFile]:
         try:
@@ -170,3 +199,13 @@ class ReadGuard:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write("".join(entry.to_json() + "\n" for entry in entries))
         os.replace(temp, self._crashed_path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, and not a bridge of ours to judge
+        return True
+    return True

@@ -283,14 +283,12 @@ class Bridge:
         self._guard = ReadGuard(self.settings.state_dir, self.settings.watch_dir)
         crashed = self._guard.recover()
         for known in self._guard.crashed():
-            if known != crashed:
+            if known not in crashed:
                 self._remember(known.path)
                 self._rejected[known.path] = None
-        if crashed is not None:
+        for file in crashed:
             self._reject(
-                crashed.path,
-                "a bridge died while reading it (a crash in native code); skipped from now on",
-                crashed_reader=True,
+                file.path, "a bridge died while reading it (a crash in native code); skipped from now on", crashed_reader=True
             )
 
     def _try(self, path: Path, now: float) -> ScanRecord | None:
