@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,20 @@ def test_the_oracle_flags_bytes_that_are_not_in_the_file(tmp_path):
     assert fuzz.foreign_strings(leaked, hay) == [base64.b64encode(memory).decode()]
     assert fuzz.foreign_strings({**good, "assets": ["A", "secret-from-the-heap"]}, hay) == ["secret-from-the-heap"]
     assert fuzz.foreign_strings({**good, "regime\ufffd": 1}, hay) == ["regime\ufffd"]
+
+
+CRASHERS = sorted((Path(__file__).parent / "fixtures" / "crashers").glob("*.arrow"))
+
+
+def test_files_that_killed_the_old_reader_are_rejected_now(tmp_path):
+    # Found by the fuzz (seed 1, bench/fuzz_reader.py --keep): each killed the reader before issue 16
+    # with the signal in its name, three times out of three (SIGSEGV_..., SIGABRT_...), in every style.
+    assert len(CRASHERS) == 8
+    worker = fuzz.Worker(dict(os.environ))
+    try:
+        for path in CRASHERS:
+            answer, phase, code = worker.read(path)
+            assert code is None, f"{path.name} killed the reader ({code}) in {phase}"
+            assert answer["outcome"] == "rejected" and answer["reason"], (path.name, answer)
+    finally:
+        worker.close()
