@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import hazelcast
 
+from scan_bridge.document import HISTORY_KEY_INT_TYPE
+
 T = TypeVar("T")
 
 
@@ -51,6 +53,7 @@ class View:
             cluster_name=env["SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME"],
             cluster_members=env["SCAN_BRIDGE_HAZELCAST_MEMBERS"].split(","),
             cluster_connect_timeout=30,
+            default_int_type=HISTORY_KEY_INT_TYPE,  # history keys are Java longs
         )
         self.features = self.client.get_map(env.get("SCAN_BRIDGE_FEATURES_MAP", "DOLPHIN_FEATURES")).blocking()
         self.history = self.client.get_map(env.get("SCAN_BRIDGE_HISTORY_MAP", "DOLPHIN_EIGEN_SCANS")).blocking()
@@ -83,6 +86,7 @@ class BridgeRunner:
         self.env.setdefault("SCAN_BRIDGE_LOG_FORMAT", "json")
         self.env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "1")
         self.env.setdefault("SCAN_BRIDGE_HEARTBEAT_INTERVAL_S", "0.5")
+        self.env.setdefault("SCAN_BRIDGE_STATE_DIR", str(log_path.parent / "bridge-state"))  # not the user's own
         self.log_path = log_path
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None

@@ -66,7 +66,7 @@ def test_parse_timestamp_rejects(value: object) -> None:
         parse_timestamp(value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [(0, 0), (42, 42), (42.0, 42), ("42", 42), (" 7 ", 7), ("+3", 3), (2**63, 2**63)])
+@pytest.mark.parametrize(("value", "expected"), [(0, 0), (42, 42), (42.0, 42), ("42", 42), (" 7 ", 7), ("+3", 3), (2**31, 2**31), (2**63 - 1, 2**63 - 1), (str(2**63 - 1), 2**63 - 1)])
 def test_parse_scan_number(value: object, expected: int) -> None:
     assert parse_scan_number(value) == expected
 
@@ -75,6 +75,27 @@ def test_parse_scan_number(value: object, expected: int) -> None:
 def test_parse_scan_number_rejects(value: object) -> None:
     with pytest.raises(ValueError):
         parse_scan_number(value)
+
+
+@pytest.mark.parametrize("value", [2**63, str(2**64), 1e300])
+def test_scan_numbers_beyond_a_java_long_are_rejected_with_the_reason(value: object) -> None:
+    # History keys are Java longs: a number that cannot be one is rejected, never pushed and retried for ever.
+    with pytest.raises(ValueError, match="does not fit a history key"):
+        parse_scan_number(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000000Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "0999-12-31T23:59:59.999999Z"),
+        (datetime(9999, 12, 31, tzinfo=UTC), "9999-12-31T00:00:00.000000Z"),
+    ],
+)
+def test_years_below_1000_are_written_with_four_digits(value: datetime, text: str) -> None:
+    # strftime("%Y") wrote year 1 as "1-01-01T...", which our own health check could not read back.
+    assert format_timestamp(value) == text
+    assert parse_timestamp(text) == value
 
 
 def test_format_timestamp_has_one_shape() -> None:

@@ -559,3 +559,89 @@ def test_naive_and_offset_timestamps_equal(tmp_path: Path) -> None:
     )
     assert a.timestamp == b.timestamp == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
     assert body(a)["timestamp"] == body(b)["timestamp"] == "2024-05-01T12:00:00.000000Z"
+
+
+# -- hostile files (issue 16): a file can fail in exactly one way, and costs a bounded amount -------------
+
+from tests import hostile  # noqa: E402
+from scan_bridge.scanfile import ScanLimits, measure  # noqa: E402
+from scan_bridge.simulate import Market, scan_table  # noqa: E402
+
+
+@pytest.mark.parametrize("case", sorted(hostile.rejected_cases()))
+def test_hostile_files_are_rejected_with_a_reason_naming_the_file(tmp_path: Path, case: str) -> None:
+    # Before: UnicodeDecodeError (asset, column name), SystemError (offsets backwards), struct.error
+    # (header out of bounds) escaped the reader; the memory leak file was *read*, with 200 KB of the
+    # process's memory as a value; the bombs were decoded in full.
+    data, reason = hostile.rejected_cases()[case]
+    path = tmp_path / f"scan_{case}.arrow"
+    path.write_bytes(data)
+    exc = rejected(path)
+    assert exc.reason.startswith(reason), exc.reason
+    assert str(exc).startswith(f"rejected {path}: ")
+    assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("case", ["zstd_bomb", "many_rows", "many_values"])
+def test_bombs_are_rejected_from_the_metadata_before_pyarrow_decodes_anything(
+    tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, reason = hostile.rejected_cases()[case]
+    assert len(data) < 4096  # a few KB on disk ...
+    path = tmp_path / "scan_000001.arrow"
+    path.write_bytes(data)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("pyarrow was asked to decode a file the metadata already condemns")
+
+    monkeypatch.setattr(pa.ipc, "open_file", refuse)
+    monkeypatch.setattr(pa.ipc, "open_stream", refuse)
+    assert rejected(path).reason.startswith(reason)
+
+
+@pytest.mark.parametrize(("fmt", "legacy"), [("file", False), ("stream", False), ("stream", True)])
+@pytest.mark.parametrize("compression", [None, "lz4", "zstd"])
+def test_measure_counts_rows_values_and_decoded_bytes_of_valid_files(fmt: str, legacy: bool, compression: str | None) -> None:
+    table = scan_table(Market(50, rng=random.Random(3)), 7)
+    sink = pa.BufferOutputStream()
+    opener = pa.ipc.new_file if fmt == "file" else pa.ipc.new_stream
+    options = pa.ipc.IpcWriteOptions(use_legacy_format=legacy, compression=compression)
+    with opener(sink, table.schema, options=options) as writer:
+        writer.write_table(table, max_chunksize=20)
+    cost = measure(sink.getvalue().to_pybytes(), "file" if fmt == "file" else "stream")
+    assert cost.rows == 50
+    assert cost.values == 50 * table.num_columns
+    # Every buffer decoded, padding included: at least the table's own bytes, not wildly more.
+    assert table.nbytes <= cost.decoded_bytes <= 2 * table.nbytes + 4096
+
+
+def test_limits_on_rows_columns_and_document_size(tmp_path: Path) -> None:
+    table = scan_table(Market(400, rng=random.Random(1)), 9)
+    path = write(tmp_path / "scan_000009.arrow", table)
+    record = read_scan(path, LIMIT)  # the defaults take a simulator scan with room to spare
+    assert record.asset_count == 400
+    assert read_scan(path, LIMIT, ScanLimits(max_rows=400)).asset_count == 400
+    with pytest.raises(ScanFileRejected, match=r"too large: 400 rows > limit 399 \(max_scan_rows\)"):
+        read_scan(path, LIMIT, ScanLimits(max_rows=399))
+    with pytest.raises(ScanFileRejected, match=r"too large: 15 columns > limit 14 \(max_scan_columns\)"):
+        read_scan(path, LIMIT, ScanLimits(max_columns=14))
+    size = len(record.body_json)
+    assert read_scan(path, LIMIT, ScanLimits(max_document_bytes=size)).body_json == record.body_json
+    with pytest.raises(ScanFileRejected, match=rf"too large: a document of {size} bytes > limit {size - 1}"):
+        read_scan(path, LIMIT, ScanLimits(max_document_bytes=size - 1))
+
+
+@pytest.mark.parametrize("number", [2**31 - 1, 2**31, 2**40, 2**63 - 1])
+def test_scan_numbers_up_to_a_java_long_are_read_exactly(tmp_path: Path, number: int) -> None:
+    path = tmp_path / "scan.arrow"
+    path.write_bytes(hostile.scan_with_number(number))
+    record = read_scan(path, LIMIT)
+    assert record.scan_number == number
+    assert body(record)["scan_number"] == number
+
+
+def test_a_year_below_1000_is_written_with_four_digits(tmp_path: Path) -> None:
+    path = tmp_path / "scan.arrow"
+    path.write_bytes(hostile.scan_with_number(5, datetime(1, 1, 1, tzinfo=UTC)))
+    record = read_scan(path, LIMIT)
+    assert body(record)["timestamp"] == "0001-01-01T00:00:00.000000Z"  # was "1-01-01T00:00:00.000000Z"

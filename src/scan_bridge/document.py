@@ -46,6 +46,21 @@ except _importlib_metadata.PackageNotFoundError:  # running from a source tree t
 RESERVED_KEYS: frozenset[str] = frozenset({"asset_count", "assets", "columns", "bridge", "metadata"})
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: History keys are scan numbers stored as Java ``long`` (64-bit signed), whatever their size, so a
+#: Java consumer looks them up with ``map.get(4228L)`` and a Python one with a client whose
+#: ``default_int_type`` is :data:`HISTORY_KEY_INT_TYPE` (``HazelcastSettings.client_config`` sets it).
+#: The one place that decides the key type; a number that does not fit is rejected by the reader.
+HISTORY_KEY_INT_TYPE = "LONG"
+SCAN_NUMBER_MAX = 2**63 - 1
+
+#: Default bounds on one scan (settings ``max_scan_rows``, ``max_scan_columns``, ``max_document_bytes``):
+#: a simulator scan has 400 rows, 15 columns and a ~104 KB document; a member holds documents in its
+#: heap, and a 40 MB one was enough to drop a 512 MB member's connection.
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_SCAN_ROWS = 100_000
+DEFAULT_MAX_SCAN_COLUMNS = 10_000
+DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _INTEGER_TEXT = re.compile(r"[+]?\d+")
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
@@ -55,12 +70,19 @@ ORJSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_
 
 
 def format_timestamp(value: datetime) -> str:
-    """``2024-05-01T12:00:00.000000Z``: the one shape every timestamp the bridge writes has (naive means UTC)."""
+    """``2024-05-01T12:00:00.000000Z``: the one shape every timestamp the bridge writes has (naive means UTC).
+
+    The year always has four digits (``0001-01-01T...``): ``strftime("%Y")`` writes year 1 as ``1``
+    on Linux, which no ISO-8601 reader (our own health check included) accepts.
+    """
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     else:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}Z"
+    )
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -125,7 +147,7 @@ def timestamp_from_epoch(value: int, unit: str) -> datetime:
 
 
 def parse_scan_number(value: object) -> int:
-    """A scan number: a non-negative integer, given as int, integral float or decimal text."""
+    """A scan number: an integer from 0 to :data:`SCAN_NUMBER_MAX`, given as int, integral float or decimal text."""
     number: int
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{value!r} is not an integer")
@@ -141,6 +163,8 @@ def parse_scan_number(value: object) -> int:
         raise ValueError(f"{value!r} is not an integer")
     if number < 0:
         raise ValueError(f"{number} is negative")
+    if number > SCAN_NUMBER_MAX:
+        raise ValueError(f"{number} does not fit a history key (a 64-bit Java long; at most {SCAN_NUMBER_MAX})")
     return number
 
 

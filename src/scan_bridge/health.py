@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .discovery import newest_files, scan_number_from_name
-from .document import decode_metadata, parse_scan_number, parse_timestamp
+from .document import DEFAULT_MAX_FILE_BYTES, decode_metadata, parse_scan_number, parse_timestamp
 from .settings import DaemonSettings
 
 log = logging.getLogger(__name__)
@@ -420,18 +420,14 @@ def scan_number_of_file(path: Path) -> int | None:
     """The scan number of one file: from its name, else from its Arrow schema (or first row).
 
     Reading the schema is cheap: the IPC file format's footer, or the stream's first message. The
-    number may also be a column (the scan contract allows both); then one batch is read. Any problem
+    number may also be a column (the scan contract allows both); then the file is read the way the
+    bridge reads it (validated, its decoded size bounded before decoding). Any problem
     (a file being written, not Arrow) gives None: the caller then cannot compare, and says nothing.
     """
     number = scan_number_from_name(path)
     if number is not None:
         return number
     import pyarrow as pa  # late: only for names without a number
-
-    def first_batch(reader: Any) -> Any:
-        if isinstance(reader, pa.ipc.RecordBatchFileReader):
-            return reader.get_batch(0) if reader.num_record_batches else None
-        return next(iter(reader), None)
 
     try:
         with pa.OSFile(str(path), "rb") as source:
@@ -444,12 +440,17 @@ def scan_number_of_file(path: Path) -> int | None:
             metadata = decode_metadata(reader.schema.metadata)
             if "scan_number" in metadata:
                 return parse_scan_number(metadata["scan_number"])
-            if "scan_number" in reader.schema.names:
-                batch = first_batch(reader)
-                if batch is not None and batch.num_rows:
-                    return parse_scan_number(batch.column("scan_number")[0].as_py())
+            column = "scan_number" in reader.schema.names
     except (pa.ArrowException, OSError, ValueError, TypeError):
         return None
+    if column:  # decoding data: only through the bridge's reader (validated, its size bounded before decoding)
+        from .scanfile import ScanFileIncomplete, ScanFileRejected, read_table
+
+        try:
+            values = read_table(path, DEFAULT_MAX_FILE_BYTES).column("scan_number")
+            return parse_scan_number(values[0].as_py()) if len(values) else None
+        except (ScanFileIncomplete, ScanFileRejected, ValueError):
+            return None
     return None
 
 

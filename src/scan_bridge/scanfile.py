@@ -12,6 +12,13 @@ value for every row); everything else passes through.
   yet, a message cut short): try again later, and give up after a deadline;
 * :class:`ScanFileRejected`: bad for good (not Arrow, no scan number, ...): log the reason once.
 
+Nothing else ever leaves :func:`read_scan`: any other exception from decoding or converting becomes
+a rejection with its type and text. Before decoding, the cost of the scan is read from its IPC
+metadata (:func:`measure`: rows, values, decompressed bytes) and checked against
+:class:`ScanLimits`, so a few KB of zstd cannot expand to gigabytes; after decoding, pyarrow's full
+validation runs before any value is converted, so bad offsets can neither crash native code nor
+read (and push) the process's own memory.
+
 Completeness is decided from a few small reads before anything is parsed: the IPC file format must
 start with ``ARROW1`` and end with its footer and ``ARROW1``; the stream format is walked message by
 message (each message's length prefix and the body length from its flatbuffer header: a few bytes
@@ -39,7 +46,7 @@ import math
 import os
 import stat
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +61,9 @@ except ImportError:  # pragma: no cover - depends on the environment
     _np = None
 
 from .document import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_SCAN_COLUMNS,
+    DEFAULT_MAX_SCAN_ROWS,
     decode_metadata,
     encode_body,
     format_timestamp,
@@ -117,11 +127,31 @@ class ScanRecord:
     mtime: float
 
 
-def read_scan(path: Path, max_bytes: int) -> ScanRecord:
-    """Read and validate one scan file; raises :class:`ScanFileIncomplete` or :class:`ScanFileRejected`."""
+@dataclass(frozen=True, slots=True)
+class ScanLimits:
+    """Bounds on what one scan may cost to decode and push (settings ``max_scan_rows`` and friends)."""
+
+    max_rows: int = DEFAULT_MAX_SCAN_ROWS
+    max_columns: int = DEFAULT_MAX_SCAN_COLUMNS
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+
+
+def read_scan(path: Path, max_bytes: int, limits: ScanLimits | None = None) -> ScanRecord:
+    """Read and validate one scan file; raises :class:`ScanFileIncomplete` or :class:`ScanFileRejected`.
+
+    Nothing else: any other exception from decoding or converting a complete file (pyarrow's, or
+    Python's own for data no valid file holds) becomes a :class:`ScanFileRejected` with its type and text.
+    """
     path = Path(path)
-    data, fmt, size, mtime = _read_complete(path, max_bytes)
-    return _parse(path, data, fmt, size, mtime)
+    label = "data"  # until the format is known
+    try:
+        data, fmt, size, mtime = _read_complete(path, max_bytes)
+        label = fmt
+        return _parse(path, data, fmt, size, mtime, limits or ScanLimits())
+    except (ScanFileRejected, ScanFileIncomplete):
+        raise
+    except Exception as exc:  # noqa: BLE001 - "a file can fail in exactly one way": rejected, with the reason
+        raise ScanFileRejected(path, f"corrupt Arrow {label} ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
 # -- completeness and reading ---------------------------------------------------------------------
@@ -206,28 +236,10 @@ def message_header(meta: bytes) -> tuple[int, int]:
     Reads just the two fields the framing needs, with every offset bounds-checked; raises ``ValueError``
     for bytes that are not such a flatbuffer.
     """
-    n = len(meta)
-    if n < 8:
-        raise ValueError("message header too short")
-    (table,) = struct.unpack_from("<I", meta, 0)
-    if table + 4 > n:
-        raise ValueError("message header root out of bounds")
-    (back,) = struct.unpack_from("<i", meta, table)
-    vtable = table - back
-    if vtable < 0 or vtable + 4 > n:
-        raise ValueError("message header vtable out of bounds")
-    vt_size, table_size = struct.unpack_from("<HH", meta, vtable)
-    if vt_size < 4 or vtable + vt_size > n or table + table_size > n:
-        raise ValueError("message header vtable out of bounds")
-
-    def field(index: int) -> int:
-        slot = 4 + 2 * index
-        return struct.unpack_from("<H", meta, vtable + slot)[0] if slot + 2 <= vt_size else 0
-
-    version_at, type_at, body_at = field(0), field(1), field(3)
-    version = struct.unpack_from("<h", meta, table + version_at)[0] if version_at else 0
-    header_type = meta[table + type_at] if type_at else 0
-    body_length = struct.unpack_from("<q", meta, table + body_at)[0] if body_at else 0
+    message = _root(meta, 0, len(meta))
+    version = message.scalar(0, "<h")
+    header_type = message.scalar(1, "<B")
+    body_length = message.scalar(3, "<q")
     if not 0 <= version <= _MAX_METADATA_VERSION:
         raise ValueError(f"unknown metadata version {version}")
     if header_type not in _HEADER_TYPES:
@@ -284,7 +296,29 @@ def _walk_stream(path: Path, fd: int, size: int, max_bytes: int, *, legacy_head:
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float) -> ScanRecord:
+def read_table(path: Path, max_bytes: int, limits: ScanLimits | None = None) -> pa.Table:
+    """The file's Arrow table, complete, within ``limits`` and fully validated; for readers other than :func:`read_scan`.
+
+    Raises :class:`ScanFileIncomplete` or :class:`ScanFileRejected`, nothing else (the health check
+    uses it for a scan number held in a column).
+    """
+    path = Path(path)
+    try:
+        data, fmt, _size, _mtime = _read_complete(path, max_bytes)
+        return _decode(path, data, fmt, limits or ScanLimits())
+    except (ScanFileRejected, ScanFileIncomplete):
+        raise
+    except Exception as exc:  # noqa: BLE001 - as in read_scan
+        raise ScanFileRejected(path, f"corrupt Arrow data ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _decode(path: Path, data: bytes, fmt: ScanFormat, limits: ScanLimits) -> pa.Table:
+    """Complete bytes to a validated table: cost checked from the metadata first, then decoded, then fully validated."""
+    try:
+        cost = measure(data, fmt)
+    except (ValueError, struct.error) as exc:
+        raise ScanFileRejected(path, f"corrupt Arrow {fmt} ({_one_line(exc)})") from None
+    _check_cost(path, cost, limits)
     buffer = pa.py_buffer(data)
     try:
         if fmt == "file":
@@ -292,10 +326,25 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float) ->
         else:
             reader = pa.ipc.open_stream(buffer)
         schema = reader.schema
+        try:
+            schema.names  # noqa: B018 - pyarrow decodes the names here
+        except UnicodeDecodeError:
+            raise ScanFileRejected(path, "a column name is not UTF-8") from None
+        if len(schema) > limits.max_columns:
+            raise ScanFileRejected(path, f"too large: {len(schema)} columns > limit {limits.max_columns} (max_scan_columns)")
         table = reader.read_all()
+        # Full validation before any value is looked at: offsets within their buffers, UTF-8 strings,
+        # dictionary indices in range. Without it, bad offsets read (and pushed) the process's own memory,
+        # and worse ones crash native code.
+        table.validate(full=True)
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise ScanFileRejected(path, f"corrupt Arrow {fmt} ({_one_line(exc)})") from None
+    return table
 
+
+def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, limits: ScanLimits) -> ScanRecord:
+    table = _decode(path, data, fmt, limits)
+    schema = table.schema
     names = table.column_names
     if len(set(names)) != len(names):
         duplicate = next(name for name in names if names.count(name) > 1)
@@ -319,6 +368,10 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float) ->
         body = encode_body(scan_number, timestamp, assets, columns, metadata)
     except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
         raise ScanFileRejected(path, f"cannot serialise ({_one_line(exc)})") from None
+    if len(body) > limits.max_document_bytes:
+        raise ScanFileRejected(
+            path, f"too large: a document of {len(body)} bytes > limit {limits.max_document_bytes} (max_document_bytes)"
+        )
     return ScanRecord(
         path=path,
         scan_number=scan_number,
@@ -328,6 +381,194 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float) ->
         size_bytes=size,
         mtime=mtime,
     )
+
+
+# -- cost, from the metadata alone ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScanCost:
+    """What decoding a scan would take, read from its IPC metadata before anything is decoded.
+
+    ``decoded_bytes`` is the sum of every buffer's size once decompressed (a compressed buffer
+    starts with its uncompressed length; an uncompressed body counts as its length), ``values`` the sum of every field node's length (the
+    values of all columns, nested children and dictionaries included), ``rows`` the record
+    batches' lengths.
+    """
+
+    rows: int
+    values: int
+    decoded_bytes: int
+
+
+def _check_cost(path: Path, cost: ScanCost, limits: ScanLimits) -> None:
+    if cost.rows > limits.max_rows:
+        raise ScanFileRejected(path, f"too large: {cost.rows} rows > limit {limits.max_rows} (max_scan_rows)")
+    if cost.decoded_bytes > limits.max_document_bytes:
+        raise ScanFileRejected(
+            path,
+            f"too large: decodes to {cost.decoded_bytes} bytes of Arrow data > limit {limits.max_document_bytes} (max_document_bytes)",
+        )
+    # Every JSON value takes at least two bytes (a digit or bracket, and a separator).
+    if 2 * cost.values > limits.max_document_bytes:
+        raise ScanFileRejected(
+            path,
+            f"too large: {cost.values} values make a document of at least {2 * cost.values} bytes "
+            f"> limit {limits.max_document_bytes} (max_document_bytes)",
+        )
+
+
+class _Table:
+    """One flatbuffer table inside ``data[lo:hi]``, every read bounds-checked (``ValueError`` otherwise)."""
+
+    __slots__ = ("data", "lo", "hi", "pos", "vtable", "vt_size")
+
+    def __init__(self, data: bytes, pos: int, lo: int, hi: int) -> None:
+        if not lo <= pos <= hi - 4:
+            raise ValueError("flatbuffer table out of bounds")
+        vtable = pos - struct.unpack_from("<i", data, pos)[0]
+        if not lo <= vtable <= hi - 4:
+            raise ValueError("flatbuffer vtable out of bounds")
+        (vt_size,) = struct.unpack_from("<H", data, vtable)
+        if vt_size < 4 or vtable + vt_size > hi:  # (the table's own size is not checked: fields are, one by one)
+            raise ValueError("flatbuffer vtable out of bounds")
+        self.data, self.lo, self.hi, self.pos, self.vtable, self.vt_size = data, lo, hi, pos, vtable, vt_size
+
+    def _at(self, index: int, size: int) -> int:
+        slot = 4 + 2 * index
+        if slot + 2 > self.vt_size:
+            return 0
+        offset = struct.unpack_from("<H", self.data, self.vtable + slot)[0]
+        if not offset:
+            return 0
+        at = self.pos + offset
+        if at + size > self.hi:
+            raise ValueError("flatbuffer field out of bounds")
+        return at
+
+    def scalar(self, index: int, fmt: str) -> int:
+        at = self._at(index, struct.calcsize(fmt))
+        return struct.unpack_from(fmt, self.data, at)[0] if at else 0
+
+    def table(self, index: int) -> _Table | None:
+        at = self._at(index, 4)
+        return _Table(self.data, at + struct.unpack_from("<I", self.data, at)[0], self.lo, self.hi) if at else None
+
+    def structs(self, index: int, fmt: str) -> Iterator[tuple[Any, ...]]:
+        """The values of a vector of fixed-size structs (``fmt``: one struct's layout)."""
+        at = self._at(index, 4)
+        if not at:
+            return iter(())
+        vector = at + struct.unpack_from("<I", self.data, at)[0]
+        if not self.lo <= vector <= self.hi - 4:
+            raise ValueError("flatbuffer vector out of bounds")
+        count = struct.unpack_from("<I", self.data, vector)[0]
+        start = vector + 4
+        end = start + count * struct.calcsize(fmt)
+        if end > self.hi:
+            raise ValueError("flatbuffer vector out of bounds")
+        return struct.iter_unpack(fmt, memoryview(self.data)[start:end])
+
+
+def _root(data: bytes, lo: int, hi: int) -> _Table:
+    if hi - lo < 8:
+        raise ValueError("flatbuffer too short")
+    return _Table(data, lo + struct.unpack_from("<I", data, lo)[0], lo, hi)
+
+
+_RECORD_BATCH = 3
+_DICTIONARY_BATCH = 2
+
+
+def _message_cost(data: bytes, meta_lo: int, meta_hi: int, body_lo: int | None) -> tuple[int, int, int, int]:
+    """(rows, values, decoded bytes, body length) of one IPC message; ``body_lo`` None: right after the metadata."""
+    message = _root(data, meta_lo, meta_hi)
+    header_type = message.scalar(1, "<B")
+    body_length = message.scalar(3, "<q")
+    if body_length < 0:
+        raise ValueError(f"bad body length {body_length}")
+    body_lo = meta_hi if body_lo is None else body_lo
+    body_hi = body_lo + body_length
+    if body_hi > len(data):
+        raise ValueError("message body past the end of the file")
+    if header_type not in (_RECORD_BATCH, _DICTIONARY_BATCH):
+        return 0, 0, 0, body_length
+    header = message.table(2)
+    if header is None:
+        return 0, 0, 0, body_length
+    batch = header if header_type == _RECORD_BATCH else header.table(1)
+    if batch is None:
+        return 0, 0, 0, body_length
+    rows = batch.scalar(0, "<q") if header_type == _RECORD_BATCH else 0
+    values = 0
+    for length, _nulls in batch.structs(1, "<qq"):  # FieldNode {length: long, null_count: long}
+        if length < 0:
+            raise ValueError(f"negative field length {length}")
+        values += length
+    if batch.table(3) is None:  # not compressed: buffers are slices of the body, nothing more is allocated
+        return rows, values, body_length, body_length
+    decoded = 0
+    for offset, length in batch.structs(2, "<qq"):  # Buffer {offset: long, length: long}
+        # pyarrow skips buffers it does not need (an empty one; a validity bitmap when nothing is
+        # null) and fails on, or truncates to the body, one that runs past the body: count what it
+        # could load, from what the body holds, never less.
+        if length <= 0 or not 0 <= offset < body_length:
+            continue
+        stored = min(length, body_length - offset)
+        if stored >= 8:
+            (raw,) = struct.unpack_from("<q", data, body_lo + offset)  # uncompressed length; -1: stored as is
+            decoded += stored - 8 if raw == -1 else max(raw, 0)
+        else:
+            decoded += stored
+    if rows < 0:
+        raise ValueError(f"negative row count {rows}")
+    return rows, values, decoded, body_length
+
+
+def _framed(data: bytes, pos: int) -> tuple[int, int]:
+    """(metadata start, metadata length) of the message framed at ``pos`` (continuation marker or legacy)."""
+    if data[pos : pos + 4] == CONTINUATION:
+        (length,) = struct.unpack_from("<i", data, pos + 4)
+        return pos + 8, length
+    (length,) = struct.unpack_from("<i", data, pos)
+    return pos + 4, length
+
+
+def measure(data: bytes, fmt: ScanFormat) -> ScanCost:
+    """The :class:`ScanCost` of a complete file or stream, from its message metadata (``ValueError`` if unreadable).
+
+    The IPC file format is measured through its footer's blocks (what pyarrow's file reader reads),
+    the stream through its message framing.
+    """
+    rows = values = decoded = 0
+    n = len(data)
+    if fmt == "file":
+        (footer_length,) = struct.unpack_from("<i", data, n - 10)
+        footer_lo = n - 10 - footer_length
+        if footer_lo < 0:
+            raise ValueError("footer out of bounds")
+        footer = _root(data, footer_lo, n - 10)
+        for index in (2, 3):  # dictionaries, recordBatches: Block {offset: long, metaDataLength: int, bodyLength: long}
+            for offset, meta_length, _body_length in footer.structs(index, "<qi4xq"):
+                if offset < 0 or meta_length < 8 or offset + meta_length > n:
+                    raise ValueError("block out of bounds")
+                meta_lo, length = _framed(data, offset)
+                if length < 0 or meta_lo + length > offset + meta_length:
+                    raise ValueError("block metadata out of bounds")
+                r, v, d, _ = _message_cost(data, meta_lo, meta_lo + length, offset + meta_length)
+                rows, values, decoded = rows + r, values + v, decoded + d
+        return ScanCost(rows, values, decoded)
+    pos = 0
+    while pos + 4 <= n:
+        meta_lo, length = _framed(data, pos)
+        if length == 0:
+            break
+        if length < 0 or meta_lo + length > n:
+            raise ValueError(f"message at byte {pos} out of bounds")
+        r, v, d, body_length = _message_cost(data, meta_lo, meta_lo + length, None)
+        rows, values, decoded = rows + r, values + v, decoded + d
+        pos = meta_lo + length + body_length
+    return ScanCost(rows, values, decoded)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -30,7 +30,8 @@ from pydantic import ValidationError
 
 from .discovery import iter_newest, newest_files, scan_number_from_name
 from .logs import fields, setup_logging
-from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanRecord, read_scan
+from .read_guard import ReadGuard
+from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan
 from .settings import BridgeSettings, describe_validation_error
 from .sink import PendingPush, ScanSink, SinkUnavailable
 from .watcher import DirSeen, FileSeen, ScanWatcher
@@ -139,6 +140,8 @@ class Bridge:
         self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
         self._rejected: OrderedDict[Path, None] = OrderedDict()  # bad for good: not even a reconcile reads them again
         self._stopping = False
+        self._guard: ReadGuard | None = None  # opened by run(): remembers the file being read across a crash
+        self._limits = ScanLimits(settings.max_scan_rows, settings.max_scan_columns, settings.max_document_bytes)
         self._reconcile_due: float | None = None
         self._reconcile_delay = 1.0
         self._last_unavailable_log = -1e9
@@ -158,6 +161,11 @@ class Bridge:
             ",".join(s.hazelcast_members),
             extra=fields(watch_dir=str(s.watch_dir), pid=os.getpid()),
         )
+        try:
+            self._open_guard()
+        except OSError as exc:
+            log.error("Cannot use the state folder %s (%s); set SCAN_BRIDGE_STATE_DIR", s.state_dir, exc)
+            return 2
         self._connector.start()
         while not self._stopping:
             timeout = max(0.0, self._next_due() - self.clock())
@@ -270,11 +278,26 @@ class Bridge:
 
     # -- files ----------------------------------------------------------------------------------------
 
+    def _open_guard(self) -> None:
+        """Open the reading marker; a file a previous bridge died reading is rejected now, once, and skipped for good."""
+        self._guard = ReadGuard(self.settings.state_dir, self.settings.watch_dir)
+        crashed = self._guard.recover()
+        for known in self._guard.crashed():
+            if known not in crashed:
+                self._remember(known.path)
+                self._rejected[known.path] = None
+        for file in crashed:
+            self._reject(
+                file.path, "a bridge died while reading it (a crash in native code); skipped from now on", crashed_reader=True
+            )
+
     def _try(self, path: Path, now: float) -> ScanRecord | None:
         """Read one file: a record, or None when not yet complete (retried with back-off until the deadline) or bad for good."""
         pending = self._pending[path]
+        if self._guard is not None:
+            self._guard.begin(path)
         try:
-            record = read_scan(path, self.settings.max_file_bytes)
+            record = read_scan(path, self.settings.max_file_bytes, self._limits)
         except ScanFileIncomplete as exc:
             if not os.path.lexists(path):  # a temp file renamed away, or the scanner removed it: nothing to do
                 del self._pending[path]
@@ -290,11 +313,16 @@ class Bridge:
             else:
                 del self._pending[path]
             return None
+        finally:
+            if self._guard is not None:
+                self._guard.end()
         del self._pending[path]
         self._remember(path)
         return record
 
-    def _reject(self, path: Path, reason: str) -> None:
+    def _reject(self, path: Path, reason: str, *, crashed_reader: bool = False) -> None:
+        """Count and log a file that is bad for good; ``fields.event`` is ``file_rejected`` for every one of them,
+        and ``fields.crashed_reader`` is true for a file a bridge died reading (the daemon can make that a warning)."""
         self._pending.pop(path, None)
         self._remember(path)
         self._rejected[path] = None
@@ -302,7 +330,12 @@ class Bridge:
             self._rejected.popitem(last=False)
         self.counters.rejected_total += 1
         self.counters.rejected_since_summary += 1
-        log.warning("Rejected %s: %s", path, reason, extra=fields(file=str(path), reason=reason))
+        log.warning(
+            "Rejected %s: %s",
+            path,
+            reason,
+            extra=fields(file=str(path), reason=reason, event="file_rejected", crashed_reader=crashed_reader),
+        )
 
     def _remember(self, path: Path) -> None:
         self._finished[path] = None
@@ -336,10 +369,13 @@ class Bridge:
 
     def _push_failed(self, exc: BaseException) -> None:
         if self._reconcile_due is None:
+            # One line: a member's error text can be a whole Java stack trace (kept for debug level).
+            text = (str(exc).strip().splitlines() or [""])[0][:300]
             log.warning(
-                "Push to Hazelcast failed (%s: %s); will catch up from disk", type(exc).__name__, exc,
-                extra=fields(error=str(exc)),
+                "Push to Hazelcast failed (%s: %s); will catch up from disk", type(exc).__name__, text,
+                extra=fields(error=text),
             )
+            log.debug("push failure in full", exc_info=exc)
         self._reconcile_due = self.clock() + self._reconcile_delay
         self._reconcile_delay = min(self._reconcile_delay * 2, 30.0)
 
@@ -470,6 +506,8 @@ class Bridge:
         self._summary()
         if self.sink is not None:
             self.sink.close()
+        if self._guard is not None:
+            self._guard.close()
         log.info("Stopped", extra=fields(pushed_total=self.counters.pushed_total))
 
 

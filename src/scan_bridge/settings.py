@@ -7,11 +7,20 @@ I/O, with the field's name in the message, so the operator is told what to fix.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .document import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_SCAN_COLUMNS,
+    DEFAULT_MAX_SCAN_ROWS,
+    HISTORY_KEY_INT_TYPE,
+)
 
 ObserverKind = Literal["auto", "native", "polling"]
 LogFormat = Literal["human", "json"]
@@ -86,6 +95,8 @@ class HazelcastSettings(BaseSettings):
             "invocation_timeout": self.hazelcast_invocation_timeout_s,
             # Our writes are idempotent (same key, same document), so a retry after a dropped connection is safe.
             "redo_operation": True,
+            # Scan numbers (history keys) are Java longs for every client of ours: see document.HISTORY_KEY_INT_TYPE.
+            "default_int_type": HISTORY_KEY_INT_TYPE,
         }
         if self.hazelcast_username is not None:
             config["creds_username"] = self.hazelcast_username
@@ -100,6 +111,12 @@ class HazelcastSettings(BaseSettings):
             if self.hazelcast_ssl_password is not None:
                 config["ssl_password"] = self.hazelcast_ssl_password.get_secret_value()
         return config
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/scan-bridge``, else ``~/.local/state/scan-bridge``: the user's, never the scanner's folder."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "scan-bridge"
 
 
 class BridgeSettings(HazelcastSettings):
@@ -119,7 +136,20 @@ class BridgeSettings(HazelcastSettings):
     complete_deadline_s: float = Field(
         default=30.0, gt=0, description="How long a file may stay incomplete (still being written) before it is rejected."
     )
-    max_file_bytes: int = Field(default=256 * 1024 * 1024, gt=0, description="Files larger than this are rejected.")
+    max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, gt=0, description="Files larger than this are rejected.")
+    max_scan_rows: int = Field(
+        default=DEFAULT_MAX_SCAN_ROWS, gt=0, description="Scans with more rows (assets) than this are rejected, before they are decoded."
+    )
+    max_scan_columns: int = Field(default=DEFAULT_MAX_SCAN_COLUMNS, gt=0, description="Scans with more columns than this are rejected.")
+    max_document_bytes: int = Field(
+        default=DEFAULT_MAX_DOCUMENT_BYTES,
+        gt=0,
+        description="Largest scan document (JSON) pushed; a scan whose decoded Arrow data alone exceeds it is rejected before decoding.",
+    )
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Private folder (mode 0700) for the bridge's own state: which file it is reading, files that crashed it.",
+    )
     retention: int = Field(default=1000, ge=1, description="How many of the newest scans the history map keeps.")
     batch_size: int = Field(default=200, ge=1, description="Scans per put_all when catching up.")
     heartbeat_interval_s: float = Field(default=2.0, gt=0, description="Seconds between heartbeat writes.")

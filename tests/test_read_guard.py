@@ -1,0 +1,76 @@
+"""The reading marker on its own (tests/test_bad_files.py runs it inside a real bridge that segfaults)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from scan_bridge.read_guard import ReadGuard, guard_dir
+
+
+def test_a_marker_left_set_names_the_crashed_file_once_and_it_stays_skipped(tmp_path: Path) -> None:
+    watch = tmp_path / "scans"
+    watch.mkdir()
+    bad = watch / "scan_000004.arrow"
+    bad.write_bytes(b"x" * 10)
+    guard = ReadGuard(tmp_path / "state", watch)
+    assert guard.recover() == []
+    guard.begin(watch / "scan_000003.arrow")
+    guard.end()
+    guard.begin(bad)  # ... and the process dies here (it never gets to close())
+    os.close(guard._fd)
+    again = ReadGuard(tmp_path / "state", watch)
+    (crashed,) = again.recover()
+    assert crashed.path == bad
+    assert [c.path for c in again.crashed()] == [bad]
+    again.close()
+    third = ReadGuard(tmp_path / "state", watch)
+    assert third.recover() == []  # reported once
+    assert [c.path for c in third.crashed()] == [bad]  # still skipped
+    os.utime(bad, ns=(1, 1))  # rewritten under the same name: read again
+    assert third.crashed() == []
+
+
+def test_the_state_folder_is_private_and_per_watched_folder(tmp_path: Path) -> None:
+    a = ReadGuard(tmp_path / "state", tmp_path / "a")
+    b = ReadGuard(tmp_path / "state", tmp_path / "b")
+    assert a.dir != b.dir and a.dir.parent == b.dir.parent
+    assert a.dir.stat().st_mode & 0o777 == 0o700
+    assert (a.dir / f"reading-{os.getpid()}").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_live_bridges_marker_is_not_a_crash_and_a_dead_ones_is(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    watch = tmp_path / "scans"
+    folder = guard_dir(tmp_path / "state", watch)
+    folder.mkdir(parents=True, mode=0o700)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        (folder / f"reading-{live.pid}").write_bytes(b"/scans/being_read_now.arrow")
+        (folder / f"reading-{dead.pid}").write_bytes(b"/scans/crashed.arrow")
+        guard = ReadGuard(tmp_path / "state", watch)
+        (crashed,) = guard.recover()
+        assert crashed.path == Path("/scans/crashed.arrow")
+        assert (folder / f"reading-{live.pid}").exists()
+        assert not (folder / f"reading-{dead.pid}").exists()
+        guard.close()
+        assert not (folder / f"reading-{os.getpid()}").exists()  # a normal exit leaves no marker
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_symlink_in_place_of_the_state_folder_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = guard_dir(tmp_path / "state", tmp_path / "scans")
+    target.parent.mkdir(parents=True)
+    target.symlink_to(elsewhere)
+    with pytest.raises(OSError, match="not a directory"):
+        ReadGuard(tmp_path / "state", tmp_path / "scans")
