@@ -10,6 +10,13 @@ is keyed by scan number). On start and after every reconnect the bridge *reconci
 newest files (as many as history retains), pushes the ones Hazelcast lacks, oldest first, batched.
 While the cluster is away the bridge keeps watching but pushes nothing; the reconcile on return
 catches up. A ``kill -9`` at any moment therefore costs at most a second push of the same scans.
+
+A frozen member (SIGSTOP, or a network that silently drops packets) looks connected to the client
+but never answers: every call has a deadline (``hazelcast_call_timeout_s``, see :mod:`.hzcall`); the
+first call that misses it marks the member *unresponsive* (logged once, naming the address), and
+from then on nothing is pushed and the heartbeat write doubles as a probe: when one is answered the
+member has thawed, and when the client reconnects (to a thawed or a replacement member) the usual
+reconcile catches up.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .discovery import iter_newest, newest_files, scan_number_from_name
+from .hzcall import CallAbandoned, CallTimedOut
 from .logs import fields, setup_logging
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanRecord, read_scan
 from .settings import BridgeSettings, describe_validation_error
@@ -51,6 +59,7 @@ SHUTDOWN_DEADLINE_S = 4.5
 @dataclass(frozen=True, slots=True)
 class SinkReady:
     sink: ScanSink
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +69,14 @@ class SinkFailed:
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
-    """A lifecycle state of the Hazelcast client: CONNECTED, DISCONNECTED, SHUTDOWN, ..."""
+    """A lifecycle state of the Hazelcast client: CONNECTED, DISCONNECTED, SHUTDOWN, ...
+
+    ``generation`` tells which connector's client it came from: a client given up on (it did not
+    connect in time) may still report states, which must not be taken for the current one's.
+    """
 
     state: str
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +106,17 @@ class Counters:
 class Connector:
     """Connects in its own thread, so that a stop request is heard while a connection attempt waits."""
 
-    def __init__(self, settings: BridgeSettings, post: Callable[[Message], None]) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        post: Callable[[Message], None],
+        generation: int = 0,
+        abandon: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._settings = settings
         self._post = post
+        self.generation = generation
+        self._abandon = abandon
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -105,18 +127,23 @@ class Connector:
         self._thread.start()
 
     def _run(self) -> None:
+        generation = self.generation
         while not self._stop.is_set():
             try:
                 sink = ScanSink(
                     self._settings,
                     retention=self._settings.retention,
-                    lifecycle_listener=lambda state: self._post(ClusterState(str(state))),
+                    lifecycle_listener=lambda state: self._post(ClusterState(str(state), generation)),
+                    abandon=lambda: self._stop.is_set() or self._abandon(),
                 )
             except SinkUnavailable as exc:
                 self._post(SinkFailed(str(exc)))
                 self._stop.wait(1.0)
                 continue
-            self._post(SinkReady(sink))
+            if self._stop.is_set():
+                sink.close()
+                return
+            self._post(SinkReady(sink, generation))
             return
 
     def stop(self) -> None:
@@ -133,7 +160,13 @@ class Bridge:
         self.counters = Counters()
         self.sink: ScanSink | None = None
         self.connected = False
-        self._connector = Connector(settings, self.queue.put)
+        self._stop_requested = False  # a plain flag: set from a signal handler, read by waits on the cluster
+        self._generation = 0
+        self._connector = Connector(settings, self.queue.put, self._generation, self._abandon)
+        # A member that stopped answering (frozen, silent network): since when, and the probe we wait on.
+        self._unresponsive_since: float | None = None
+        self._heartbeat_future: object | None = None
+        self._heartbeat_sent = 0.0
         self._watcher: ScanWatcher | None = None
         self._pending: dict[Path, _Pending] = {}
         self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
@@ -176,15 +209,27 @@ class Bridge:
         return 0
 
     def request_stop(self, reason: str) -> None:
-        """Thread- and signal-safe: ask the loop to finish the file in hand and exit."""
+        """Thread- and signal-safe: ask the loop to finish the file in hand and exit.
+
+        A wait on the cluster in progress gives up within 0.1 s (files on disk are caught up at the next start).
+        """
+        self._stop_requested = True
         self.queue.put(Stop(reason))
+
+    def _abandon(self) -> bool:
+        return self._stop_requested
+
+    @property
+    def usable(self) -> bool:
+        """Connected, and the member answers: pushes go out (else the reconcile on return catches up)."""
+        return self.sink is not None and self.connected and self._unresponsive_since is None
 
     def _next_due(self) -> float:
         due = [self._heartbeat_due, self._summary_due, self._rescan_due]
         if self._pending:
             due.append(min(p.next_try for p in self._pending.values()))
-        if self._reconcile_due is not None and self.connected:
-            due.append(self._reconcile_due)  # while disconnected, the reconnect itself reconciles
+        if self._reconcile_due is not None and self.usable:
+            due.append(self._reconcile_due)  # while disconnected or unresponsive, the return itself reconciles
         return min(due)
 
     def _handle(self, message: Message) -> None:
@@ -202,9 +247,13 @@ class Bridge:
                     self._watcher.follow(path)
                 for file in iter_newest(path):  # files that landed before the watch did
                     self._handle(FileSeen(file))
-            case SinkReady(sink):
+            case SinkReady(sink, generation):
+                if generation != self._generation or self._stopping:
+                    sink.close()
+                    return
                 self.sink = sink
                 self.connected = True
+                self._member_answers()
                 log.info(
                     "Connected to Hazelcast",
                     extra=fields(cluster=self.settings.hazelcast_cluster_name, members=self.settings.hazelcast_members),
@@ -218,8 +267,9 @@ class Bridge:
                 if now - self._last_unavailable_log >= 60.0:
                     log.error("%s; still trying", reason)
                     self._last_unavailable_log = now
-            case ClusterState(state):
-                self._on_cluster_state(state)
+            case ClusterState(state, generation):
+                if generation == self._generation:
+                    self._on_cluster_state(state)
             case Stop(reason):
                 log.info("Stopping (%s)", reason)
                 self._stopping = True
@@ -232,6 +282,7 @@ class Bridge:
             log.warning("Lost connection to Hazelcast; watching on, will catch up when it returns")
         elif state == "CONNECTED" and not self.connected:
             self.connected = True
+            self._member_answers()
             log.info("Reconnected to Hazelcast")
             self._heartbeat()  # at once: the cluster may be a new, empty one
             self._reconcile()
@@ -239,12 +290,67 @@ class Bridge:
             # The client gives up reconnecting after the connect timeout; start a new one.
             self.connected = False
             self.sink = None
+            self._member_answers()
             log.warning("Hazelcast client gave up reconnecting; connecting anew")
-            self._connector = Connector(self.settings, self.queue.put)
-            self._connector.start()
+            self._new_connector()
+
+    def _new_connector(self) -> None:
+        self._connector.stop()
+        self._generation += 1
+        self._connector = Connector(self.settings, self.queue.put, self._generation, self._abandon)
+        self._connector.start()
+
+    # -- a member that stops answering ---------------------------------------------------------------
+
+    @property
+    def _members(self) -> str:
+        return ",".join(self.settings.hazelcast_members)
+
+    def _member_silent(self, exc: BaseException) -> None:
+        """A call missed its deadline: stop pushing and probe with the heartbeat until the member answers."""
+        if self._unresponsive_since is None:
+            self._unresponsive_since = self.clock()
+            log.warning(
+                "Hazelcast member at %s does not answer (%s); frozen or network gone? "
+                "Watching on and queueing; will catch up from disk when it answers",
+                self._members,
+                exc,
+                extra=fields(members=self.settings.hazelcast_members, error=str(exc)),
+            )
+        self._reconcile_due = self.clock()  # run as soon as the member answers again
+
+    def _member_answers(self) -> None:
+        """Forget an unresponsive member (answered, reconnected or replaced); returns nothing, logs the recovery."""
+        self._heartbeat_future = None
+        if self._unresponsive_since is not None:
+            silent = self.clock() - self._unresponsive_since
+            self._unresponsive_since = None
+            log.info("Hazelcast member at %s answers again (silent for %.1f s)", self._members, silent,
+                     extra=fields(members=self.settings.hazelcast_members, silent_s=round(silent, 1)))
+
+    def _watch_heartbeat(self, now: float) -> None:
+        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = back."""
+        future = self._heartbeat_future
+        if future is None:
+            return
+        if future.done():  # type: ignore[attr-defined]
+            self._heartbeat_future = None
+            failed = future.exception() is not None  # type: ignore[attr-defined]
+            if self._unresponsive_since is not None and not failed and self.connected:
+                self._member_answers()
+                self._reconcile()
+            elif failed:
+                log.debug("heartbeat failed: %s", future.exception())  # type: ignore[attr-defined]
+        elif (
+            self.connected
+            and self._unresponsive_since is None
+            and now - self._heartbeat_sent >= self.settings.hazelcast_call_timeout_s
+        ):
+            self._member_silent(CallTimedOut(f"heartbeat: no answer within {self.settings.hazelcast_call_timeout_s:g} s"))
 
     def _tick(self) -> None:
         now = self.clock()
+        self._watch_heartbeat(now)
         ready = []
         for path in [p for p, pending in self._pending.items() if pending.next_try <= now]:
             record = self._try(path, now)
@@ -252,7 +358,7 @@ class Bridge:
                 ready.append(record)
         if ready:
             self._push(ready)
-        if self._reconcile_due is not None and now >= self._reconcile_due and self.connected:
+        if self._reconcile_due is not None and now >= self._reconcile_due and self.usable:
             self._reconcile()
         if now >= self._heartbeat_due:
             self._heartbeat_due = now + self.settings.heartbeat_interval_s
@@ -316,8 +422,11 @@ class Bridge:
         return pending is not None and self._finish(pending)
 
     def _submit(self, records: list[ScanRecord]) -> PendingPush | None:
-        if self.sink is None or not self.connected:
+        if not self.usable or self._stop_requested:
+            self._reconcile_due = self._reconcile_due or self.clock()
             return None  # nothing lost: the reconcile on reconnect pushes what is on disk
+        assert self.sink is not None
+        log.debug("pushing %d scans (#%d..#%d)", len(records), records[0].scan_number, records[-1].scan_number)
         try:
             return self.sink.submit(records)
         except Exception as exc:
@@ -335,6 +444,11 @@ class Bridge:
         return True
 
     def _push_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, CallAbandoned):
+            return  # stopping: what was not pushed is caught up at the next start
+        if isinstance(exc, CallTimedOut):
+            self._member_silent(exc)
+            return
         if self._reconcile_due is None:
             log.warning(
                 "Push to Hazelcast failed (%s: %s); will catch up from disk", type(exc).__name__, exc,
@@ -345,6 +459,8 @@ class Bridge:
 
     def _reconcile(self) -> None:
         """Push every complete scan on disk that the cluster lacks (within retention), oldest first."""
+        if not self.usable or self._stop_requested:
+            return
         assert self.sink is not None
         started = time.perf_counter()
         try:
@@ -416,14 +532,16 @@ class Bridge:
         return pushed
 
     def _heartbeat(self) -> None:
-        if self.sink is None or not self.connected:
+        """Write the heartbeat without waiting; one at a time, so a silent member collects no pile of them."""
+        if self.sink is None or not self.connected or self._heartbeat_future is not None:
             return
         try:
-            self.sink.heartbeat(
+            self._heartbeat_future = self.sink.heartbeat(
                 connected=self.connected,
                 pushed_total=self.counters.pushed_total,
                 rejected_total=self.counters.rejected_total,
             )
+            self._heartbeat_sent = self.clock()
         except Exception as exc:  # never let the heartbeat take the loop down
             log.debug("heartbeat failed: %s", exc)
 
@@ -468,8 +586,8 @@ class Bridge:
         if self._watcher is not None:
             self._watcher.stop()
         self._summary()
-        if self.sink is not None:
-            self.sink.close()
+        if self.sink is not None and not self.sink.close():
+            log.warning("Hazelcast client did not shut down within %g s; leaving it", self.settings.hazelcast_call_timeout_s)
         log.info("Stopped", extra=fields(pushed_total=self.counters.pushed_total))
 
 
