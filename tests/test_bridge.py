@@ -269,6 +269,13 @@ def test_latest_never_moves_backwards_but_late_scans_fill_history(tmp_path, scan
         wait_for(lambda: 96 in view.history_keys(), 30, "late scan 96 in history")
         assert view.history_keys() == expected | {96}
         assert view.latest()["scan_number"] == 110
+    # A restart with nothing to catch up: the bridge knows latest only from the cluster.
+    with BridgeRunner(scans, env, tmp_path / "bridge3.log") as bridge:
+        bridge.wait_logged("Watching")
+        write(scans, 97)
+        wait_for(lambda: 97 in view.history_keys(), 30, "late scan 97 in history")
+        assert view.latest()["scan_number"] == 110
+        assert not any("Caught up" in m for m in bridge.messages())
 
 
 def test_history_keeps_only_the_newest_scans(tmp_path, scans, env, view):

@@ -202,17 +202,24 @@ def test_sigterm_exits_within_5s_when_the_member_vanishes_mid_push(tmp_path, sca
         sigterm_within_promise(bridge)
 
 
-def test_late_older_scan_after_a_reconnect_leaves_latest_alone(tmp_path, scans, member):
-    env = env_for(member)
+@pytest.mark.parametrize("drop", ["member-restarted-empty", "connection-timed-out-member-kept-data"])
+def test_late_older_scan_after_a_reconnect_leaves_latest_alone(tmp_path, scans, member, drop):
+    env = env_for(member, SCAN_BRIDGE_HAZELCAST_HEARTBEAT_TIMEOUT_S="4")
     with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
         bridge.wait_logged("Watching", 60)
         for n in range(100, 111):
             write(scans, n)
         settled(env, set(range(100, 111)), 30, "before the drop")
-        member.stop_member(0)  # the connection drops ...
-        bridge.wait_logged("Lost connection", 60)
-        member.start_member(0)  # ... and comes back to a new, empty member
-        settled(env, set(range(100, 111)), 90, "refilled after the reconnect")
+        if drop == "member-restarted-empty":
+            member.stop_member(0)
+            bridge.wait_logged("Lost connection", 60)
+            member.start_member(0)  # the reconcile refills it: latest is pushed again
+        else:
+            freeze(member)  # silent past the client's heartbeat timeout: it closes the connection
+            bridge.wait_logged("Lost connection", 60)
+            thaw(member)  # same member, same data: the reconcile pushes nothing, latest is re-read
+        bridge.wait_logged("Reconnected", 90)
+        settled(env, set(range(100, 111)), 90, "after the reconnect")
         write(scans, 95)  # late, and older than latest
         view = View(env)
         try:

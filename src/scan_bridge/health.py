@@ -539,7 +539,7 @@ class FreshnessChecker:
     not answer (SIGSTOPped) made the client's constructor hang (10 minutes, until we killed it)
     despite ``cluster_connect_timeout=3``, and a ``get`` on an open connection to it hang (over 20 s;
     ``invocation_timeout`` only counts between retries of failed invocations, and the client's
-    heartbeat timeout is 60 s). So the client starts with
+    heartbeat timeout is 60 s by default, 15 s in ``client_config``). So the client starts with
     ``async_start=True`` and we wait for its CONNECTED event ourselves, and we wait on each read's
     future with a deadline. After any failure the client is shut down (a few ms, even against a
     frozen member) and the next check starts a fresh one.

@@ -290,7 +290,7 @@ class Bridge:
             # The client gives up reconnecting after the connect timeout; start a new one.
             self.connected = False
             self.sink = None
-            self._member_answers()
+            self._heartbeat_future = None  # a silent member stays silent until the new client connects
             log.warning("Hazelcast client gave up reconnecting; connecting anew")
             self._new_connector()
 
@@ -320,7 +320,7 @@ class Bridge:
         self._reconcile_due = self.clock()  # run as soon as the member answers again
 
     def _member_answers(self) -> None:
-        """Forget an unresponsive member (answered, reconnected or replaced); returns nothing, logs the recovery."""
+        """The member answered, or the client (re)connected to it or to a replacement: log the recovery once."""
         self._heartbeat_future = None
         if self._unresponsive_since is not None:
             silent = self.clock() - self._unresponsive_since
