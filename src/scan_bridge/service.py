@@ -32,11 +32,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from hazelcast.future import Future
 from pydantic import ValidationError
 
 from .discovery import iter_newest, newest_files, scan_number_from_name
-from .hzcall import CallAbandoned, CallTimedOut
+from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import fields, setup_logging
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanRecord, read_scan
 from .settings import BridgeSettings, describe_validation_error
@@ -163,9 +165,11 @@ class Bridge:
         self._stop_requested = False  # a plain flag: set from a signal handler, read by waits on the cluster
         self._generation = 0
         self._connector = Connector(settings, self.queue.put, self._generation, self._abandon)
-        # A member that stopped answering (frozen, silent network): since when, and the probe we wait on.
-        self._unresponsive_since: float | None = None
-        self._heartbeat_future: object | None = None
+        # A member that stopped answering (frozen, silent network): since when (logged once per episode),
+        # whether pushes are held, and the heartbeat write that serves as the probe.
+        self._silent_since: float | None = None
+        self._holding = False
+        self._heartbeat_future: Future[Any] | None = None
         self._heartbeat_sent = 0.0
         self._watcher: ScanWatcher | None = None
         self._pending: dict[Path, _Pending] = {}
@@ -222,7 +226,7 @@ class Bridge:
     @property
     def usable(self) -> bool:
         """Connected, and the member answers: pushes go out (else the reconcile on return catches up)."""
-        return self.sink is not None and self.connected and self._unresponsive_since is None
+        return self.sink is not None and self.connected and not self._holding
 
     def _next_due(self) -> float:
         due = [self._heartbeat_due, self._summary_due, self._rescan_due]
@@ -253,13 +257,14 @@ class Bridge:
                     return
                 self.sink = sink
                 self.connected = True
-                self._member_answers()
+                self._holding, self._heartbeat_future = False, None
                 log.info(
                     "Connected to Hazelcast",
                     extra=fields(cluster=self.settings.hazelcast_cluster_name, members=self.settings.hazelcast_members),
                 )
                 self._heartbeat()  # at once: the health check must not read the previous bridge's heartbeat
                 self._reconcile()
+                self._silence_over_if_through()
                 if self._watcher is None:
                     self._start_watcher()
             case SinkFailed(reason):
@@ -282,10 +287,11 @@ class Bridge:
             log.warning("Lost connection to Hazelcast; watching on, will catch up when it returns")
         elif state == "CONNECTED" and not self.connected:
             self.connected = True
-            self._member_answers()
+            self._holding, self._heartbeat_future = False, None
             log.info("Reconnected to Hazelcast")
             self._heartbeat()  # at once: the cluster may be a new, empty one
             self._reconcile()
+            self._silence_over_if_through()
         elif state == "SHUTDOWN" and not self._stopping:
             # The client gives up reconnecting after the connect timeout; start a new one.
             self.connected = False
@@ -307,9 +313,15 @@ class Bridge:
         return ",".join(self.settings.hazelcast_members)
 
     def _member_silent(self, exc: BaseException) -> None:
-        """A call missed its deadline: stop pushing and probe with the heartbeat until the member answers."""
-        if self._unresponsive_since is None:
-            self._unresponsive_since = self.clock()
+        """A call missed its deadline: hold pushes, and probe with the heartbeat until the member answers.
+
+        Logged once per episode: with one member of several frozen, the heartbeat's partition may
+        well answer while pushes still time out; the episode ends only when a reconcile gets through.
+        """
+        now = self.clock()
+        self._holding = True
+        if self._silent_since is None:
+            self._silent_since = now
             log.warning(
                 "Hazelcast member at %s does not answer (%s); frozen or network gone? "
                 "Watching on and queueing; will catch up from disk when it answers",
@@ -317,33 +329,35 @@ class Bridge:
                 exc,
                 extra=fields(members=self.settings.hazelcast_members, error=str(exc)),
             )
-        self._reconcile_due = self.clock()  # run as soon as the member answers again
+        self._reconcile_due = now + self._reconcile_delay  # the earliest retry once a probe is answered
+        self._reconcile_delay = min(self._reconcile_delay * 2, 30.0)
 
-    def _member_answers(self) -> None:
-        """The member answered, or the client (re)connected to it or to a replacement: log the recovery once."""
-        self._heartbeat_future = None
-        if self._unresponsive_since is not None:
-            silent = self.clock() - self._unresponsive_since
-            self._unresponsive_since = None
-            log.info("Hazelcast member at %s answers again (silent for %.1f s)", self._members, silent,
-                     extra=fields(members=self.settings.hazelcast_members, silent_s=round(silent, 1)))
+    def _silence_over_if_through(self) -> None:
+        """After a reconcile: if it got through (nothing left due), the member answers again; say so once."""
+        if self._silent_since is not None and self._reconcile_due is None:
+            silent = self.clock() - self._silent_since
+            self._silent_since = None
+            log.info(
+                "Hazelcast member at %s answers again (silent for %.1f s)", self._members, silent,
+                extra=fields(members=self.settings.hazelcast_members, silent_s=round(silent, 1)),
+            )
 
     def _watch_heartbeat(self, now: float) -> None:
-        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = back."""
+        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = try again."""
         future = self._heartbeat_future
         if future is None:
             return
-        if future.done():  # type: ignore[attr-defined]
-            self._heartbeat_future = None
-            failed = future.exception() is not None  # type: ignore[attr-defined]
-            if self._unresponsive_since is not None and not failed and self.connected:
-                self._member_answers()
+        if future.done():
+            self._heartbeat_future = None  # the next heartbeat tick sends the next probe
+            if future.exception() is not None:
+                log.debug("heartbeat failed: %s", future.exception())
+            elif self._holding and self.connected and now >= (self._reconcile_due or now):
+                self._holding = False
                 self._reconcile()
-            elif failed:
-                log.debug("heartbeat failed: %s", future.exception())  # type: ignore[attr-defined]
+                self._silence_over_if_through()
         elif (
             self.connected
-            and self._unresponsive_since is None
+            and not self._holding
             and now - self._heartbeat_sent >= self.settings.hazelcast_call_timeout_s
         ):
             self._member_silent(CallTimedOut(f"heartbeat: no answer within {self.settings.hazelcast_call_timeout_s:g} s"))
@@ -587,7 +601,7 @@ class Bridge:
             self._watcher.stop()
         self._summary()
         if self.sink is not None and not self.sink.close():
-            log.warning("Hazelcast client did not shut down within %g s; leaving it", self.settings.hazelcast_call_timeout_s)
+            log.warning("Hazelcast client did not shut down within %g s; leaving it", CLOSE_DEADLINE_S)
         log.info("Stopped", extra=fields(pushed_total=self.counters.pushed_total))
 
 
