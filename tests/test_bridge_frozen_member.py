@@ -238,3 +238,76 @@ def test_backlog_larger_than_a_batch_is_caught_up_exactly(tmp_path, scans, hazel
     with BridgeRunner(scans, env, tmp_path / "bridge.log", "--batch-size", "7") as bridge:
         settled(env, written, 60, "backlog of 50 in batches of 7")
         assert bridge.wait_logged("Caught up 50 scans")
+
+
+# -- the episode logic alone: one member of several frozen ----------------------------------------
+
+
+class _HalfFrozenSink:
+    """The sink as the bridge sees it when the heartbeat's partition answers but reads time out.
+
+    Only the bridge's decisions are under test here (a clock it is given, futures we complete);
+    the real client against real frozen members is what the tests above run.
+    """
+
+    def __init__(self) -> None:
+        from hazelcast.future import Future
+
+        self._future_class = Future
+        self.latest_number = None
+        self.heartbeats: list = []
+        self.refreshes = 0
+        self.answers = False
+
+    def heartbeat(self, **_fields):
+        future = self._future_class()
+        self.heartbeats.append(future)
+        return future
+
+    def refresh(self) -> set[int]:
+        from scan_bridge.hzcall import CallTimedOut
+
+        self.refreshes += 1
+        if not self.answers:
+            raise CallTimedOut("key_set of H: no answer within 5.0 s")
+        return set()
+
+    def retention_floor(self):
+        return None
+
+
+def test_silence_is_logged_once_while_probes_answer_and_reconciles_still_time_out(scans, caplog):
+    from scan_bridge.service import Bridge
+    from scan_bridge.settings import BridgeSettings
+
+    now = [1000.0]
+    bridge = Bridge(BridgeSettings(watch_dir=scans, hazelcast_members=["10.0.0.7:5701"]), clock=lambda: now[0])
+    sink = _HalfFrozenSink()
+    bridge.sink, bridge.connected = sink, True  # type: ignore[assignment]
+    caplog.set_level("INFO", logger="scan_bridge.service")
+
+    bridge._heartbeat()
+    now[0] += 6  # the heartbeat went unanswered past the 5 s call timeout
+    bridge._tick()
+    assert not bridge.usable
+    for _round in range(4):  # every probe is answered, every reconcile still times out
+        for future in sink.heartbeats:
+            if not future.done():
+                future.set_result(None)
+        now[0] += 2.5
+        bridge._tick()
+    assert sink.refreshes >= 2, "answered probes lead to new attempts"
+    assert sink.refreshes < 5, "with back-off, not one attempt per probe"
+    sink.answers = True
+    for _round in range(20):
+        for future in sink.heartbeats:
+            if not future.done():
+                future.set_result(None)
+        now[0] += 2.5
+        bridge._tick()
+        if bridge.usable:
+            break
+    assert bridge.usable
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("does not answer" in m for m in messages) == 1, messages
+    assert sum("10.0.0.7:5701 answers again" in m for m in messages) == 1, messages
