@@ -255,10 +255,27 @@ def test_latest_never_moves_backwards_but_late_scans_fill_history(tmp_path, scan
         write(scans, 90)  # turns up late
         wait_for(lambda: 90 in view.history_keys(), 30, "late scan 90 in history")
         assert view.latest()["scan_number"] == 100
-    # Found again after a restart: still not the latest.
+    # While the bridge is down: newer scans (the restart's reconcile must push them) and a late one.
+    for n in range(101, 111):
+        write(scans, n)
+    write(scans, 95)
+    expected = {90, 95, *range(100, 111)}
     with BridgeRunner(scans, env, tmp_path / "bridge2.log") as bridge:
+        wait_for(lambda: view.history_keys() == expected, 30, "the reconcile pushed exactly what landed while down")
+        wait_for(lambda: view.latest()["scan_number"] == 110, 10, "latest #110")
+        bridge.wait_logged("Caught up 11 scans")
         bridge.wait_logged("Watching")
-        assert view.latest()["scan_number"] == 100
+        write(scans, 96)  # late, after the restart: history, never latest
+        wait_for(lambda: 96 in view.history_keys(), 30, "late scan 96 in history")
+        assert view.history_keys() == expected | {96}
+        assert view.latest()["scan_number"] == 110
+    # A restart with nothing to catch up: the bridge knows latest only from the cluster.
+    with BridgeRunner(scans, env, tmp_path / "bridge3.log") as bridge:
+        bridge.wait_logged("Watching")
+        write(scans, 97)
+        wait_for(lambda: 97 in view.history_keys(), 30, "late scan 97 in history")
+        assert view.latest()["scan_number"] == 110
+        assert not any("Caught up" in m for m in bridge.messages())
 
 
 def test_history_keeps_only_the_newest_scans(tmp_path, scans, env, view):

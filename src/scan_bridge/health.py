@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .discovery import newest_files, scan_number_from_name
 from .document import DEFAULT_MAX_FILE_BYTES, decode_metadata, parse_scan_number, parse_timestamp
+from .hzcall import CLOSE_DEADLINE_S, CallTimedOut, StartedClient, wait_future
 from .settings import DaemonSettings
 
 log = logging.getLogger(__name__)
@@ -539,7 +540,7 @@ class FreshnessChecker:
     not answer (SIGSTOPped) made the client's constructor hang (10 minutes, until we killed it)
     despite ``cluster_connect_timeout=3``, and a ``get`` on an open connection to it hang (over 20 s;
     ``invocation_timeout`` only counts between retries of failed invocations, and the client's
-    heartbeat timeout is 60 s). So the client starts with
+    heartbeat timeout is 60 s by default, 15 s in ``client_config``). So the client starts with
     ``async_start=True`` and we wait for its CONNECTED event ourselves, and we wait on each read's
     future with a deadline. After any failure the client is shut down (a few ms, even against a
     frozen member) and the next check starts a fresh one.
@@ -557,6 +558,7 @@ class FreshnessChecker:
         self._clock = clock
         self._client: Any = None
         self._client_ready: threading.Event | None = None
+        self._started: StartedClient | None = None
         self._disk = _OneAtATime("freshness-disk-probe")
         self._lock = threading.Lock()
         self.last_report: FreshnessReport | None = None
@@ -626,37 +628,17 @@ class FreshnessChecker:
     # -- Hazelcast ---------------------------------------------------------------------------------
 
     def _drop_client(self) -> None:
-        client, self._client, self._client_ready = self._client, None, None
-        if client is not None:
-            try:
-                client.shutdown()
-            except Exception:  # noqa: BLE001 - a client that cannot shut down is dropped anyway
-                log.debug("health check client shutdown failed", exc_info=True)
+        started, self._client, self._client_ready, self._started = self._started, None, None, None
+        if started is not None and not started.shutdown(CLOSE_DEADLINE_S):
+            log.debug("health check client did not shut down within %g s; dropped", CLOSE_DEADLINE_S)
 
     def _start_client(self) -> None:
-        from hazelcast.client import HazelcastClient
-        from hazelcast.lifecycle import LifecycleState
-
-        ready = threading.Event()
-
-        def on_state(state: str) -> None:
-            if state == LifecycleState.CONNECTED:
-                ready.set()
-            elif state == LifecycleState.DISCONNECTED:
-                ready.clear()
-            elif state == LifecycleState.SHUTDOWN:
-                ready.set()  # wake the waiter: it finds the client not running
-
         config = self.settings.client_config()
         timeout = self.settings.health_timeout_s
-        config.update(
-            cluster_connect_timeout=timeout,
-            invocation_timeout=timeout,
-            async_start=True,
-            lifecycle_listeners=[on_state],
-        )
-        self._client_ready = ready
-        self._client = HazelcastClient(**config)
+        config.update(cluster_connect_timeout=timeout, invocation_timeout=timeout)
+        self._started = StartedClient(config)  # async start: never blocks on a frozen member
+        self._client_ready = self._started.connected
+        self._client = self._started.client
 
     def _read_hazelcast(self, deadline: float) -> tuple[Any, Any, str | None]:
         s = self.settings
@@ -674,16 +656,15 @@ class FreshnessChecker:
                 cluster = s.hazelcast_cluster_name
                 return None, None, f"Hazelcast not reachable at {members} (cluster {cluster!r}) within {timeout:g}s"
             future = self._client.get_map(s.features_map).get_all([s.latest_key, s.heartbeat_key])
-            done = threading.Event()
-            future.add_done_callback(lambda _f: done.set())
-            if not done.wait(max(deadline - time.monotonic(), 0.0)):
+            try:
+                values = wait_future(future, max(deadline - time.monotonic(), 0.0), f"reading {s.features_map}")
+            except CallTimedOut:
                 self._drop_client()
                 return (
                     None,
                     None,
                     f"Hazelcast at {members} did not answer within {timeout:g}s (reading {s.features_map})",
                 )
-            values = future.result()
         except Exception as exc:  # noqa: BLE001 - any client failure is an ERROR report, never a traceback
             self._drop_client()
             text = " ".join(str(exc).split())[:200]

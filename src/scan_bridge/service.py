@@ -10,6 +10,13 @@ is keyed by scan number). On start and after every reconnect the bridge *reconci
 newest files (as many as history retains), pushes the ones Hazelcast lacks, oldest first, batched.
 While the cluster is away the bridge keeps watching but pushes nothing; the reconcile on return
 catches up. A ``kill -9`` at any moment therefore costs at most a second push of the same scans.
+
+A frozen member (SIGSTOP, or a network that silently drops packets) looks connected to the client
+but never answers: every call has a deadline (``hazelcast_call_timeout_s``, see :mod:`.hzcall`); the
+first call that misses it marks the member *unresponsive* (logged once, naming the address), and
+from then on nothing is pushed and the heartbeat write doubles as a probe: when one is answered the
+member has thawed, and when the client reconnects (to a thawed or a replacement member) the usual
+reconcile catches up.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from hazelcast.future import Future
 from pydantic import ValidationError
 
 from .discovery import iter_newest, newest_files, scan_number_from_name
+from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import fields, setup_logging
 from .read_guard import ReadGuard
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan
@@ -52,6 +62,7 @@ SHUTDOWN_DEADLINE_S = 4.5
 @dataclass(frozen=True, slots=True)
 class SinkReady:
     sink: ScanSink
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +72,14 @@ class SinkFailed:
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
-    """A lifecycle state of the Hazelcast client: CONNECTED, DISCONNECTED, SHUTDOWN, ..."""
+    """A lifecycle state of the Hazelcast client: CONNECTED, DISCONNECTED, SHUTDOWN, ...
+
+    ``generation`` tells which connector's client it came from: a client given up on (it did not
+    connect in time) may still report states, which must not be taken for the current one's.
+    """
 
     state: str
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +109,17 @@ class Counters:
 class Connector:
     """Connects in its own thread, so that a stop request is heard while a connection attempt waits."""
 
-    def __init__(self, settings: BridgeSettings, post: Callable[[Message], None]) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        post: Callable[[Message], None],
+        generation: int = 0,
+        abandon: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._settings = settings
         self._post = post
+        self.generation = generation
+        self._abandon = abandon
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -106,18 +130,23 @@ class Connector:
         self._thread.start()
 
     def _run(self) -> None:
+        generation = self.generation
         while not self._stop.is_set():
             try:
                 sink = ScanSink(
                     self._settings,
                     retention=self._settings.retention,
-                    lifecycle_listener=lambda state: self._post(ClusterState(str(state))),
+                    lifecycle_listener=lambda state: self._post(ClusterState(str(state), generation)),
+                    abandon=lambda: self._stop.is_set() or self._abandon(),
                 )
             except SinkUnavailable as exc:
                 self._post(SinkFailed(str(exc)))
                 self._stop.wait(1.0)
                 continue
-            self._post(SinkReady(sink))
+            if self._stop.is_set():
+                sink.close()
+                return
+            self._post(SinkReady(sink, generation))
             return
 
     def stop(self) -> None:
@@ -134,7 +163,15 @@ class Bridge:
         self.counters = Counters()
         self.sink: ScanSink | None = None
         self.connected = False
-        self._connector = Connector(settings, self.queue.put)
+        self._stop_requested = False  # a plain flag: set from a signal handler, read by waits on the cluster
+        self._generation = 0
+        self._connector = Connector(settings, self.queue.put, self._generation, self._abandon)
+        # A member that stopped answering (frozen, silent network): since when (logged once per episode),
+        # whether pushes are held, and the heartbeat write that serves as the probe.
+        self._silent_since: float | None = None
+        self._holding = False
+        self._heartbeat_future: Future[Any] | None = None
+        self._heartbeat_sent = 0.0
         self._watcher: ScanWatcher | None = None
         self._pending: dict[Path, _Pending] = {}
         self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
@@ -184,15 +221,27 @@ class Bridge:
         return 0
 
     def request_stop(self, reason: str) -> None:
-        """Thread- and signal-safe: ask the loop to finish the file in hand and exit."""
+        """Thread- and signal-safe: ask the loop to finish the file in hand and exit.
+
+        A wait on the cluster in progress gives up within 0.1 s (files on disk are caught up at the next start).
+        """
+        self._stop_requested = True
         self.queue.put(Stop(reason))
+
+    def _abandon(self) -> bool:
+        return self._stop_requested
+
+    @property
+    def usable(self) -> bool:
+        """Connected, and the member answers: pushes go out (else the reconcile on return catches up)."""
+        return self.sink is not None and self.connected and not self._holding
 
     def _next_due(self) -> float:
         due = [self._heartbeat_due, self._summary_due, self._rescan_due]
         if self._pending:
             due.append(min(p.next_try for p in self._pending.values()))
-        if self._reconcile_due is not None and self.connected:
-            due.append(self._reconcile_due)  # while disconnected, the reconnect itself reconciles
+        if self._reconcile_due is not None and self.usable:
+            due.append(self._reconcile_due)  # while disconnected or unresponsive, the return itself reconciles
         return min(due)
 
     def _handle(self, message: Message) -> None:
@@ -210,15 +259,20 @@ class Bridge:
                     self._watcher.follow(path)
                 for file in iter_newest(path):  # files that landed before the watch did
                     self._handle(FileSeen(file))
-            case SinkReady(sink):
+            case SinkReady(sink, generation):
+                if generation != self._generation or self._stopping:
+                    sink.close()
+                    return
                 self.sink = sink
                 self.connected = True
+                self._holding, self._heartbeat_future = False, None
                 log.info(
                     "Connected to Hazelcast",
                     extra=fields(cluster=self.settings.hazelcast_cluster_name, members=self.settings.hazelcast_members),
                 )
                 self._heartbeat()  # at once: the health check must not read the previous bridge's heartbeat
                 self._reconcile()
+                self._silence_over_if_through()
                 if self._watcher is None:
                     self._start_watcher()
             case SinkFailed(reason):
@@ -226,8 +280,9 @@ class Bridge:
                 if now - self._last_unavailable_log >= 60.0:
                     log.error("%s; still trying", reason)
                     self._last_unavailable_log = now
-            case ClusterState(state):
-                self._on_cluster_state(state)
+            case ClusterState(state, generation):
+                if generation == self._generation:
+                    self._on_cluster_state(state)
             case Stop(reason):
                 log.info("Stopping (%s)", reason)
                 self._stopping = True
@@ -240,19 +295,84 @@ class Bridge:
             log.warning("Lost connection to Hazelcast; watching on, will catch up when it returns")
         elif state == "CONNECTED" and not self.connected:
             self.connected = True
+            self._holding, self._heartbeat_future = False, None
             log.info("Reconnected to Hazelcast")
             self._heartbeat()  # at once: the cluster may be a new, empty one
             self._reconcile()
+            self._silence_over_if_through()
         elif state == "SHUTDOWN" and not self._stopping:
             # The client gives up reconnecting after the connect timeout; start a new one.
             self.connected = False
             self.sink = None
+            self._heartbeat_future = None  # a silent member stays silent until the new client connects
             log.warning("Hazelcast client gave up reconnecting; connecting anew")
-            self._connector = Connector(self.settings, self.queue.put)
-            self._connector.start()
+            self._new_connector()
+
+    def _new_connector(self) -> None:
+        self._connector.stop()
+        self._generation += 1
+        self._connector = Connector(self.settings, self.queue.put, self._generation, self._abandon)
+        self._connector.start()
+
+    # -- a member that stops answering ---------------------------------------------------------------
+
+    @property
+    def _members(self) -> str:
+        return ",".join(self.settings.hazelcast_members)
+
+    def _member_silent(self, exc: BaseException) -> None:
+        """A call missed its deadline: hold pushes, and probe with the heartbeat until the member answers.
+
+        Logged once per episode: with one member of several frozen, the heartbeat's partition may
+        well answer while pushes still time out; the episode ends only when a reconcile gets through.
+        """
+        now = self.clock()
+        self._holding = True
+        if self._silent_since is None:
+            self._silent_since = now
+            log.warning(
+                "Hazelcast member at %s does not answer (%s); frozen or network gone? "
+                "Watching on and queueing; will catch up from disk when it answers",
+                self._members,
+                exc,
+                extra=fields(members=self.settings.hazelcast_members, error=str(exc)),
+            )
+        self._reconcile_due = now + self._reconcile_delay  # the earliest retry once a probe is answered
+        self._reconcile_delay = min(self._reconcile_delay * 2, 30.0)
+
+    def _silence_over_if_through(self) -> None:
+        """After a reconcile: if it got through (nothing left due), the member answers again; say so once."""
+        if self._silent_since is not None and self._reconcile_due is None:
+            silent = self.clock() - self._silent_since
+            self._silent_since = None
+            log.info(
+                "Hazelcast member at %s answers again (silent for %.1f s)", self._members, silent,
+                extra=fields(members=self.settings.hazelcast_members, silent_s=round(silent, 1)),
+            )
+
+    def _watch_heartbeat(self, now: float) -> None:
+        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = try again."""
+        future = self._heartbeat_future
+        if future is None:
+            return
+        if future.done():
+            self._heartbeat_future = None  # the next heartbeat tick sends the next probe
+            if future.exception() is not None:
+                log.debug("heartbeat failed: %s", future.exception())
+            elif self._holding and self.connected and now >= (self._reconcile_due or now):
+                self._holding = False
+                self._reconcile()
+                self._silence_over_if_through()
+        elif (
+            self.connected
+            and not self._holding
+            and now - self._heartbeat_sent >= self.settings.hazelcast_call_timeout_s
+        ):
+            self._member_silent(CallTimedOut(f"heartbeat: no answer within {self.settings.hazelcast_call_timeout_s:g} s"))
 
     def _tick(self) -> None:
         now = self.clock()
+        self._watch_heartbeat(now)
         ready = []
         for path in [p for p, pending in self._pending.items() if pending.next_try <= now]:
             record = self._try(path, now)
@@ -260,7 +380,7 @@ class Bridge:
                 ready.append(record)
         if ready:
             self._push(ready)
-        if self._reconcile_due is not None and now >= self._reconcile_due and self.connected:
+        if self._reconcile_due is not None and now >= self._reconcile_due and self.usable:
             self._reconcile()
         if now >= self._heartbeat_due:
             self._heartbeat_due = now + self.settings.heartbeat_interval_s
@@ -349,8 +469,11 @@ class Bridge:
         return pending is not None and self._finish(pending)
 
     def _submit(self, records: list[ScanRecord]) -> PendingPush | None:
-        if self.sink is None or not self.connected:
+        if not self.usable or self._stop_requested:
+            self._reconcile_due = self._reconcile_due or self.clock()
             return None  # nothing lost: the reconcile on reconnect pushes what is on disk
+        assert self.sink is not None
+        log.debug("pushing %d scans (#%d..#%d)", len(records), records[0].scan_number, records[-1].scan_number)
         try:
             return self.sink.submit(records)
         except Exception as exc:
@@ -368,6 +491,11 @@ class Bridge:
         return True
 
     def _push_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, CallAbandoned):
+            return  # stopping: what was not pushed is caught up at the next start
+        if isinstance(exc, CallTimedOut):
+            self._member_silent(exc)
+            return
         if self._reconcile_due is None:
             # One line: a member's error text can be a whole Java stack trace (kept for debug level).
             text = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -381,6 +509,8 @@ class Bridge:
 
     def _reconcile(self) -> None:
         """Push every complete scan on disk that the cluster lacks (within retention), oldest first."""
+        if not self.usable or self._stop_requested:
+            return
         assert self.sink is not None
         started = time.perf_counter()
         try:
@@ -452,14 +582,16 @@ class Bridge:
         return pushed
 
     def _heartbeat(self) -> None:
-        if self.sink is None or not self.connected:
+        """Write the heartbeat without waiting; one at a time, so a silent member collects no pile of them."""
+        if self.sink is None or not self.connected or self._heartbeat_future is not None:
             return
         try:
-            self.sink.heartbeat(
+            self._heartbeat_future = self.sink.heartbeat(
                 connected=self.connected,
                 pushed_total=self.counters.pushed_total,
                 rejected_total=self.counters.rejected_total,
             )
+            self._heartbeat_sent = self.clock()
         except Exception as exc:  # never let the heartbeat take the loop down
             log.debug("heartbeat failed: %s", exc)
 
@@ -504,8 +636,8 @@ class Bridge:
         if self._watcher is not None:
             self._watcher.stop()
         self._summary()
-        if self.sink is not None:
-            self.sink.close()
+        if self.sink is not None and not self.sink.close():
+            log.warning("Hazelcast client did not shut down within %g s; leaving it", CLOSE_DEADLINE_S)
         if self._guard is not None:
             self._guard.close()
         log.info("Stopped", extra=fields(pushed_total=self.counters.pushed_total))

@@ -64,6 +64,16 @@ class HazelcastSettings(BaseSettings):
     hazelcast_invocation_timeout_s: float = Field(
         default=10.0, gt=0, description="An operation fails after this long without a cluster."
     )
+    hazelcast_call_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A call the member does not answer within this long (a catch-up batch gets more, by size) means it is frozen or the network silent.",
+    )
+    hazelcast_heartbeat_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="The client closes a connection that stayed silent this long, and reconnects (the client's heartbeat_timeout).",
+    )
 
     features_map: str = Field(default="DOLPHIN_FEATURES", min_length=1, description="Map holding the latest scan.")
     latest_key: str = Field(default="latest_eigen_scan", min_length=1, description="Key of the latest scan.")
@@ -93,8 +103,11 @@ class HazelcastSettings(BaseSettings):
             "cluster_members": list(self.hazelcast_members),
             "cluster_connect_timeout": self.hazelcast_connect_timeout_s,
             "invocation_timeout": self.hazelcast_invocation_timeout_s,
-            # Our writes are idempotent (same key, same document), so a retry after a dropped connection is safe.
-            "redo_operation": True,
+            "heartbeat_timeout": self.hazelcast_heartbeat_timeout_s,
+            # No redo of a write that was in flight on a dropped connection: the client would resend
+            # it a second later, possibly after the reconcile has moved latest_eigen_scan further, and
+            # move it back. The reconcile on reconnect re-pushes from disk instead (docs/bridge.md).
+            "redo_operation": False,
             # Scan numbers (history keys) are Java longs for every client of ours: see document.HISTORY_KEY_INT_TYPE.
             "default_int_type": HISTORY_KEY_INT_TYPE,
         }

@@ -9,6 +9,8 @@ Three facts shape this module:
   than the limit, with one ``remove_all`` by predicate instead of a call per key.
 - Each time ``latest_eigen_scan`` moves, a small event goes to the reliable topic ``scan_topic``
   (see docs/downstream.md): fire and forget, so a slow or failing topic never holds up a push.
+- Every call has a deadline (:mod:`scan_bridge.hzcall`): a frozen member or a silent network makes a
+  call raise :class:`~scan_bridge.hzcall.CallTimedOut` instead of holding the bridge's loop forever.
 """
 
 from __future__ import annotations
@@ -18,20 +20,25 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-import hazelcast
 from hazelcast import predicate
 from hazelcast.config import TopicOverloadPolicy
 from hazelcast.core import HazelcastJsonValue
 
 from .document import document_json, format_timestamp
+from .hzcall import CLOSE_DEADLINE_S, StartedClient, wait_future
 from .scanfile import ScanRecord
 from .settings import HazelcastSettings
 
 log = logging.getLogger(__name__)
+
+#: A push may take this long per byte beyond the call timeout before it counts as unanswered: a
+#: 200-scan catch-up batch of ~100 KB documents (20 MB) gets 10 s more than a single live scan.
+SLOW_LINK_BYTES_PER_S = 2_000_000
 
 
 class SinkUnavailable(Exception):
@@ -43,28 +50,38 @@ def _now() -> datetime:
 
 
 def connect_client(
-    settings: HazelcastSettings, lifecycle_listener: Callable[[str], None] | None = None
-) -> hazelcast.HazelcastClient:
+    settings: HazelcastSettings,
+    lifecycle_listener: Callable[[str], None] | None = None,
+    abandon: Callable[[], bool] = lambda: False,
+) -> StartedClient:
     """A connected client, or :class:`SinkUnavailable` within ``hazelcast_connect_timeout_s``.
 
     The client's own default is to retry forever, which turns a wrong address or cluster name
-    into a silent hang; we bound the first connection and leave later reconnects to the client.
+    into a silent hang; and its constructor never returns against a frozen member, whatever the
+    connect timeout says. So the client starts asynchronously and we wait for CONNECTED with our
+    own deadline; later reconnects are the client's.
     """
     config = settings.client_config()
     if settings.scan_topic:
         # Overwrite the oldest event when the topic's ringbuffer is full: publishing never waits, never fails for space.
         config["reliable_topics"] = {settings.scan_topic: {"overload_policy": TopicOverloadPolicy.DISCARD_OLDEST}}
-    if lifecycle_listener is not None:
-        config["lifecycle_listeners"] = [lifecycle_listener]
+    timeout = settings.hazelcast_connect_timeout_s
+    started: StartedClient | None = None
     try:
-        return hazelcast.HazelcastClient(**config)
+        started = StartedClient(config, [lifecycle_listener] if lifecycle_listener is not None else [])
+        if started.wait_connected(timeout, abandon):
+            return started
+        reason = "no answer"
     except Exception as exc:  # the client raises IllegalStateError with a long text
-        raise SinkUnavailable(
-            f"cannot reach Hazelcast cluster {settings.hazelcast_cluster_name!r} at "
-            f"{', '.join(settings.hazelcast_members)} within {settings.hazelcast_connect_timeout_s:g} s "
-            f"({type(exc).__name__}); check SCAN_BRIDGE_HAZELCAST_MEMBERS and SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME, "
-            f"or start a member (python -m scan_bridge.localcluster)"
-        ) from None
+        reason = type(exc).__name__
+    if started is not None:
+        started.shutdown(CLOSE_DEADLINE_S)
+    raise SinkUnavailable(
+        f"cannot reach Hazelcast cluster {settings.hazelcast_cluster_name!r} at "
+        f"{', '.join(settings.hazelcast_members)} within {timeout:g} s "
+        f"({reason}); check SCAN_BRIDGE_HAZELCAST_MEMBERS and SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME, "
+        f"or start a member (python -m scan_bridge.localcluster)"
+    )
 
 
 class ScanSink:
@@ -75,10 +92,15 @@ class ScanSink:
         settings: HazelcastSettings,
         retention: int,
         lifecycle_listener: Callable[[str], None] | None = None,
+        abandon: Callable[[], bool] = lambda: False,
     ) -> None:
+        """Connect (see :func:`connect_client`); ``abandon()`` true makes every wait give up at once (SIGTERM)."""
         self._settings = settings
         self._retention = retention
-        self._client = connect_client(settings, lifecycle_listener)
+        self._abandon = abandon
+        self._call_timeout = settings.hazelcast_call_timeout_s
+        self._started = connect_client(settings, lifecycle_listener, abandon)
+        self._client = self._started.client
         self._features = self._client.get_map(settings.features_map)
         self._history = self._client.get_map(settings.history_map)
         self._topic = self._client.get_reliable_topic(settings.scan_topic) if settings.scan_topic else None
@@ -89,11 +111,14 @@ class ScanSink:
 
     # -- reading what the cluster holds ---------------------------------------------------------
 
+    def _wait(self, future: Any, what: str, timeout_s: float | None = None) -> Any:
+        return wait_future(future, timeout_s or self._call_timeout, what, self._abandon)
+
     def refresh(self) -> set[int]:
         """Re-read what the cluster holds (history keys, latest number); called on every (re)connect."""
-        keys = {int(k) for k in self._history.key_set().result()}
+        keys = {int(k) for k in self._wait(self._history.key_set(), f"key_set of {self._settings.history_map}")}
         self._known = sorted(keys)
-        latest = self._features.get(self._settings.latest_key).result()
+        latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
         self.latest_number = _scan_number_of(latest)
         return keys
 
@@ -122,6 +147,7 @@ class ScanSink:
         """
         pushed_at = _now()
         documents = {r.scan_number: HazelcastJsonValue(document_json(r, pushed_at)) for r in records}
+        size = sum(len(d.to_string()) for d in documents.values())
         futures = []
         newest = max(documents) if documents else None
         moves_latest = newest is not None and (self.latest_number is None or newest > self.latest_number)
@@ -141,7 +167,8 @@ class ScanSink:
                     f'{{"scan_number": {record.scan_number}, "timestamp": "{format_timestamp(record.timestamp)}", '
                     f'"asset_count": {record.asset_count}, "pushed_at": "{format_timestamp(pushed_at)}"}}'
                 )
-        return PendingPush(self, list(documents), newest if moves_latest else None, futures, event)
+        timeout = self._call_timeout + size / SLOW_LINK_BYTES_PER_S
+        return PendingPush(self, list(documents), newest if moves_latest else None, futures, event, timeout)
 
     def _committed(self, numbers: Sequence[int]) -> None:
         for number in numbers:
@@ -163,12 +190,16 @@ class ScanSink:
         if len(self._known) <= self._retention + slack:
             return
         cutoff = self._known[-self._retention]
-        self._history.remove_all(predicate.less("__key", cutoff)).result()
+        self._wait(self._history.remove_all(predicate.less("__key", cutoff)), f"trimming {self._settings.history_map}")
         del self._known[: bisect.bisect_left(self._known, cutoff)]
         log.debug("trimmed history below #%d", cutoff)
 
-    def heartbeat(self, *, connected: bool, pushed_total: int, rejected_total: int) -> None:
-        """Refresh the heartbeat without waiting: a slow cluster must not hold up the bridge's loop."""
+    def heartbeat(self, *, connected: bool, pushed_total: int, rejected_total: int) -> Any:
+        """Refresh the heartbeat without waiting: a slow cluster must not hold up the bridge's loop.
+
+        Returns the write's future: the bridge watches it to notice a member that stopped answering
+        (and one that answers again), without ever blocking on it.
+        """
         now = _now()
         document = {
             "time": now.isoformat(),
@@ -181,19 +212,27 @@ class ScanSink:
             "pushed_total": pushed_total,
             "rejected_total": rejected_total,
         }
-        self._features.set(self._settings.heartbeat_key, HazelcastJsonValue(document))
+        return self._features.set(self._settings.heartbeat_key, HazelcastJsonValue(document))
 
-    def close(self) -> None:
-        self._client.shutdown()
+    def close(self) -> bool:
+        """Shut the client down within ``CLOSE_DEADLINE_S``; False if it did not finish in time."""
+        return self._started.shutdown(CLOSE_DEADLINE_S)
 
 
 class PendingPush:
     """A submitted batch; :meth:`wait` raises what the cluster raised, and books the batch when done."""
 
     def __init__(
-        self, sink: ScanSink, numbers: list[int], new_latest: int | None, futures: list[Any], event: str | None = None
+        self,
+        sink: ScanSink,
+        numbers: list[int],
+        new_latest: int | None,
+        futures: list[Any],
+        event: str | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self._sink = sink
+        self.timeout_s = timeout_s
         self.numbers = numbers
         self.new_latest = new_latest
         self._futures = futures
@@ -203,9 +242,13 @@ class PendingPush:
         return len(self.numbers)
 
     def wait(self) -> int | None:
-        """Block until written; the new latest scan number if latest moved, else None."""
+        """Block until written (at most ``timeout_s`` in all); the new latest scan number if latest moved, else None.
+
+        Raises :class:`~scan_bridge.hzcall.CallTimedOut` when the cluster does not answer in time.
+        """
+        deadline = time.monotonic() + (self.timeout_s or self._sink._call_timeout)
         for future in self._futures:
-            future.result()
+            self._sink._wait(future, f"writing {len(self.numbers)} scans", max(deadline - time.monotonic(), 0.001))
         if self._event is not None:
             self._sink._announce(self._event)
             self._event = None
