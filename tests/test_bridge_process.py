@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from scan_bridge.runfiles import read_pidfile
 from scan_bridge.bridge_process import BridgeProcess, Exited, Line, Message, ProcessOps, Spawner, Started
 
 DEADLINE_S = 10.0
@@ -223,7 +224,10 @@ def test_pidfile_written_and_removed(tmp_path: Path, processes: list[BridgeProce
     argv = script(tmp_path, "import time\nprint('ready', flush=True)\ntime.sleep(600)\n")
     proc = launch(processes, argv, pidfile=pidfile)
     collect(proc.events, lambda m: isinstance(m, Line))
-    assert pidfile.read_text().strip() == str(proc.pid)
+    recorded = read_pidfile(pidfile)
+    assert (recorded.pid, recorded.cmdline) == (proc.pid, tuple(argv))
+    assert recorded.start_time == psutil.Process(proc.pid).create_time()
+    assert (pidfile.parent.stat().st_mode & 0o777) == 0o700
     proc.stop(grace_s=5.0)
     collect(proc.events, is_exited)
     assert not pidfile.exists()
@@ -275,7 +279,8 @@ def test_child_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
         f"""
         import sys, time
         sys.path.insert(0, {SRC!r})
-        from scan_bridge.bridge_process import BridgeProcess
+        from scan_bridge.runfiles import read_pidfile
+from scan_bridge.bridge_process import BridgeProcess
         proc = BridgeProcess([sys.executable, "-c", {child!r}])
         print(proc.start(), flush=True)
         time.sleep(600)

@@ -180,7 +180,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     from prefect.states import Cancelled, Cancelling
 
-    from .daemon_flow import kill_bridge_by_pidfile
+    from .runfiles import kill_bridge_by_pidfile
 
     require_api()
     with _client() as client:

@@ -29,7 +29,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from prefect.events import emit_event
 from prefect.states import Failed
 
 from .health_history import HealthHistory
+from .runfiles import clean_stale, kill_bridge_by_pidfile, pidfile_for
 from .settings import DaemonSettings, HazelcastSettings
 from .supervisor import DaemonStatus, GaveUp, Publishers, Supervisor
 
@@ -52,11 +52,6 @@ DEFAULT_DAEMON_NAMES = ("scan-bridge-daemon", "standalone")
 # Seconds between in-place updates of the artifact when nothing changes.
 ARTIFACT_INTERVAL_S = 300.0
 _HISTORY_MARK = "<!-- history: "
-
-
-def pidfile_for(flow_run_id: str) -> Path:
-    """Where the bridge's pid is kept for the out-of-process cleanup hooks."""
-    return Path(tempfile.gettempdir()) / f"scan-bridge-{flow_run_id}.pid"
 
 
 def bridge_command() -> list[str]:
@@ -317,31 +312,8 @@ def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
     }
 
 
-def kill_bridge_by_pidfile(run_id: str) -> int | None:
-    """SIGKILL the bridge the run's pidfile names, if it is still a bridge; the pid killed, or None.
-
-    Used where the daemon's own ``finally`` could not run: Prefect's hooks (a separate process,
-    after the flow process is gone) and ``deploy.py stop --force``.
-    """
-    path = pidfile_for(run_id)
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    killed = None
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"scan_bridge.service" in f.read():  # else the pid was reused by something else
-                os.kill(pid, signal.SIGKILL)
-                killed = pid
-    except OSError:
-        pass
-    path.unlink(missing_ok=True)
-    return killed
-
-
 def _kill_bridge_by_pidfile(flow: Any, flow_run: Any, state: Any) -> None:
-    """Hook for on_cancellation / on_crashed."""
+    """Hook for on_cancellation / on_crashed: kills the bridge only if it is still the very process recorded."""
     kill_bridge_by_pidfile(str(flow_run.id))
 
 
@@ -413,7 +385,7 @@ def scan_bridge_daemon_flow(
         bridge_environment(settings),
         logger=logger,
         publisher=Publishers(publishers),
-        pidfile=pidfile_for(run_id),
+        pidfile=_pidfile(run_id, logger),
         start_grace_s=settings.start_grace_s,
     )
     try:
@@ -424,6 +396,16 @@ def scan_bridge_daemon_flow(
         if metrics is not None:
             metrics.close()
     return _figures(status)
+
+
+def _pidfile(run_id: str, logger: Any) -> Path | None:
+    """This run's pidfile in the private run-file directory (stale ones cleaned first); None if there is no safe place."""
+    try:
+        clean_stale()
+        return pidfile_for(run_id)
+    except (OSError, ValueError) as exc:  # supervising the bridge matters more than the out-of-process kill
+        logger.warning("No pidfile (the cancel hooks cannot kill a bridge left behind): %s", exc)
+        return None
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
