@@ -279,8 +279,7 @@ def test_child_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
         f"""
         import sys, time
         sys.path.insert(0, {SRC!r})
-        from scan_bridge.runfiles import read_pidfile
-from scan_bridge.bridge_process import BridgeProcess
+        from scan_bridge.bridge_process import BridgeProcess
         proc = BridgeProcess([sys.executable, "-c", {child!r}])
         print(proc.start(), flush=True)
         time.sleep(600)
