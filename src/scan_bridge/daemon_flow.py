@@ -42,6 +42,7 @@ from prefect.events import emit_event
 from prefect.states import Failed
 
 from .health_history import HealthHistory
+from .logs import printable
 from .runfiles import clean_stale, kill_bridge_by_pidfile, pidfile_for
 from .settings import DaemonSettings, HazelcastSettings
 from .supervisor import DaemonStatus, GaveUp, Publishers, Supervisor
@@ -92,7 +93,7 @@ def _figures(status: DaemonStatus) -> dict[str, Any]:
         figures.update(
             status=report.status.value,
             cause=None if report.cause is None else report.cause.value,
-            message=report.message,
+            message=printable(report.message),  # it may quote a file name: one line, no escapes, in events and alerts
             checked_at=report.checked_at.isoformat(),
             data_age_s=None if report.data_age_s is None else round(report.data_age_s, 1),
             scan_number=report.scan_number,
