@@ -62,8 +62,14 @@ def bridge_command() -> list[str]:
 def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
     """The daemon's environment plus its effective Hazelcast and folder settings, for the bridge."""
     env = dict(os.environ)
+    # A secret read from a file is passed on as that file, not as its content.
+    from_file = {name.removesuffix("_file") for name in HazelcastSettings.model_fields
+                 if name.endswith("_file") and getattr(settings, name) is not None}
     for name in HazelcastSettings.model_fields:
         value = getattr(settings, name)
+        if name in from_file:
+            env.pop(f"SCAN_BRIDGE_{name.upper()}", None)
+            continue
         if value is None:
             continue
         if isinstance(value, list):

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from .discovery import iter_newest, newest_files, scan_number_from_name
 from .logs import fields, setup_logging
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanRecord, read_scan
-from .settings import BridgeSettings, describe_validation_error
+from .settings import BridgeSettings, command_line_secret_warnings, describe_validation_error
 from .sink import PendingPush, ScanSink, SinkUnavailable
 from .watcher import DirSeen, FileSeen, ScanWatcher
 
@@ -504,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scan-bridge: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.log_format, settings.log_level)
+    for warning in command_line_secret_warnings(sys.argv[1:] if argv is None else argv):
+        log.warning(warning)
     bridge = Bridge(settings)
     _install_signal_handlers(bridge)
     return bridge.run()
