@@ -10,9 +10,11 @@ another file), and the kill by pidfile SIGKILLed any process whose command line 
   ``<tmp>/scan-bridge-<uid>``. It is created with mode 0700 and, whether new or found, accepted only
   if it is a real directory (not a symlink) owned by us with no access for group or others
   (:func:`private_dir`). A directory that fails the check is never used; the next candidate is.
-* **No symlink is followed**: a pidfile is written to a fresh ``mkstemp`` name (``O_EXCL``, mode
-  0600) in that directory and renamed over the final name (``os.replace`` replaces a symlink there,
-  it never writes through it); it is read with ``O_NOFOLLOW`` and only if it is a regular file of ours.
+* **No symlink is followed**: the directory is opened with ``O_NOFOLLOW`` and checked through its
+  descriptor; a pidfile is written to a fresh random name created relative to that descriptor
+  (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600) and renamed over the final name (a symlink there is
+  replaced, never written through); it is read with ``O_NOFOLLOW`` and only if it is a regular
+  file of ours.
 * **The kill checks identity**: the pidfile records the pid, the process's start time and its exact
   command line (and the boot it belongs to). :func:`kill_recorded` sends SIGKILL only to a process
   whose start time and command line are still exactly those; a reused pid or a look-alike is left alone.
@@ -29,6 +31,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import stat
 import tempfile
@@ -113,7 +116,10 @@ def candidate_dirs(for_reading: bool = False) -> list[Path]:
 
 def check_private(path: Path) -> None:
     """Raise :class:`UnsafeRunDir` unless ``path`` is a real directory of ours, closed to group and others."""
-    st = os.lstat(path)
+    _check_stat(path, os.lstat(path))
+
+
+def _check_stat(path: Path, st: os.stat_result) -> None:
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise UnsafeRunDir(f"{path} is not a directory (a symlink or a file is never used)")
     if st.st_uid != os.getuid():
@@ -206,42 +212,72 @@ def identify(pid: int, cmdline: Sequence[str] | None = None) -> ProcessIdentity:
     return ProcessIdentity(pid, process.create_time(), tuple(cmdline if cmdline is not None else process.cmdline()), boot_id())
 
 
-def write_pidfile(path: Path, identity: ProcessIdentity) -> None:
-    """Write ``identity`` to ``path`` atomically; the directory must be private, no symlink is followed."""
-    directory = path.parent
-    check_private(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pid-", suffix=".tmp")  # O_EXCL|O_NOFOLLOW semantics, 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(identity.to_json() + "\n")
-        os.replace(tmp, path)  # renames over a symlink at ``path``, never writes through it
-    except BaseException:
+class _PrivateDir:
+    """An open directory, checked private through its descriptor: every file operation below is
+    relative to it (``dir_fd``), so renaming or replacing the path after the check changes nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            _check_stat(path, os.fstat(self.fd))
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __enter__(self) -> _PrivateDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
-def read_pidfile(path: Path) -> ProcessIdentity:
-    """The identity in ``path``; raises OSError (a symlink: ELOOP) or ValueError for anything not ours."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+def write_pidfile(path: Path, identity: ProcessIdentity) -> None:
+    """Write ``identity`` to ``path`` atomically; the directory must be private, no symlink is followed.
+
+    A fresh random name is created with ``O_CREAT|O_EXCL|O_NOFOLLOW`` (mode 0600) and renamed over
+    ``path``: a symlink at ``path`` is replaced, never written through.
+    """
+    with _PrivateDir(path.parent) as directory:
+        tmp = f".pid-{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=directory.fd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(identity.to_json() + "\n")
+            os.replace(tmp, path.name, src_dir_fd=directory.fd, dst_dir_fd=directory.fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=directory.fd)
+            except OSError:
+                pass
+            raise
+
+
+def _read_at(directory: _PrivateDir, name: str) -> ProcessIdentity:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory.fd)
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-            raise ValueError(f"{path} is not a regular file of ours")
+            raise ValueError(f"{directory.path / name} is not a regular file of ours")
         data = f.read(MAX_PIDFILE_BYTES + 1)
     if len(data) > MAX_PIDFILE_BYTES:
-        raise ValueError(f"{path} is too large for a pidfile")
+        raise ValueError(f"{directory.path / name} is too large for a pidfile")
     return ProcessIdentity.from_json(data.decode("utf-8"))
+
+
+def read_pidfile(path: Path) -> ProcessIdentity:
+    """The identity in ``path``; raises OSError (a symlink: ELOOP), UnsafeRunDir or ValueError for anything not ours."""
+    with _PrivateDir(path.parent) as directory:
+        return _read_at(directory, path.name)
 
 
 def remove_pidfile(path: Path, pid: int) -> None:
     """Remove ``path`` if it still names ``pid`` (a newer child may have replaced it); silent otherwise."""
     try:
-        if read_pidfile(path).pid == pid:
-            os.unlink(path)
-    except (OSError, ValueError):
+        with _PrivateDir(path.parent) as directory:
+            if _read_at(directory, path.name).pid == pid:
+                os.unlink(path.name, dir_fd=directory.fd)
+    except (OSError, ValueError, UnsafeRunDir):
         pass
 
 
@@ -268,7 +304,7 @@ def kill_recorded(path: Path, sig: int = signal.SIGKILL) -> int | None:
     """
     try:
         identity = read_pidfile(path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UnsafeRunDir) as exc:
         log.warning("not killing by pidfile %s: %s", path, exc)
         return None
     killed = None
@@ -316,7 +352,7 @@ def clean_stale(directories: Sequence[Path] | None = None, legacy_dir: Path | No
                 try:
                     if is_same_process(read_pidfile(path)):
                         continue
-                except (OSError, ValueError):
+                except (OSError, ValueError, UnsafeRunDir):
                     pass  # unreadable, a symlink, not ours: not a live pidfile
             try:
                 os.unlink(path)
