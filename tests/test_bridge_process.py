@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scan_bridge.runfiles import read_pidfile
 from scan_bridge.bridge_process import BridgeProcess, Exited, Line, Message, ProcessOps, Spawner, Started
+from scan_bridge.runfiles import read_pidfile
 
 DEADLINE_S = 10.0
 SRC = str(Path(__file__).resolve().parents[1] / "src")
