@@ -177,6 +177,21 @@ def test_service_with_bad_values_exits_2_with_one_line(args: list[str], expected
     assert len(lines) == 1 and lines[0].startswith("scan-bridge: invalid setting ") and expected in lines[0], result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--hazelcast-connect-timeout-s", "-inf"], "argument --hazelcast-connect-timeout-s: expected one argument"),
+    ],
+)
+def test_service_with_a_malformed_command_line_exits_2_with_one_line(args: list[str], expected: str) -> None:
+    """argparse's own usage-and-error pair becomes the same single line."""
+    result = run_service(*args)
+    assert result.returncode == 2, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scan-bridge: invalid command line: ") and expected in lines[0], result.stderr
+
+
 def test_service_warns_about_a_password_flag_and_never_logs_it(tmp_path: Path) -> None:
     env = {**os.environ, "SCAN_BRIDGE_HAZELCAST_MEMBERS": "127.0.0.1:1", "SCAN_BRIDGE_HAZELCAST_CONNECT_TIMEOUT_S": "1"}
     log = tmp_path / "bridge.log"

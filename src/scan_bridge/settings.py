@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 ObserverKind = Literal["auto", "native", "polling"]
 LogFormat = Literal["human", "json"]
@@ -335,3 +335,12 @@ def describe_validation_error(error: ValidationError) -> str:
         where = f"{flag(field)} / {env_var(field)}" + ("" if len(loc) == 1 else f" (item {'.'.join(loc[1:])})")
         lines.append(f"invalid setting {where}: {message}")
     return "; ".join(lines)
+
+
+def describe_settings_error(error: ValidationError | SettingsError) -> str:
+    """The one line for any settings problem: a bad value (see :func:`describe_validation_error`) or a
+    command line argparse cannot parse (an unknown flag, a flag without its value)."""
+    if isinstance(error, ValidationError):
+        return describe_validation_error(error)
+    message = " ".join(str(error).removeprefix("error parsing CLI: ").split())
+    return f"invalid command line: {message} (--help lists the settings)"
