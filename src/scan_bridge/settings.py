@@ -20,12 +20,6 @@ ObserverKind = Literal["auto", "native", "polling"]
 LogFormat = Literal["human", "json"]
 
 
-def _split_members(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
 DEFAULT_PORT = 5701
 ENV_PREFIX = "SCAN_BRIDGE_"
 #: Longest secret read from a ``..._file`` setting (a password file is a line, not a dump).
@@ -279,11 +273,6 @@ class DaemonSettings(HazelcastSettings):
     """The daemon's own knobs, beside the bridge's (which it passes on through the environment)."""
 
     watch_dir: Path | None = Field(default=None, description="Scanner directory; the health check looks at it.")
-
-    @field_validator("watch_dir", mode="before")
-    @classmethod
-    def _watch_dir_not_empty(cls, value: Any) -> Any:
-        return _not_empty_path(value)
     health_interval_s: float = Field(default=30.0, gt=0, description="Seconds between health checks.")
     warn_after_s: float = Field(default=30.0, gt=0, description="Data older than this is a warning.")
     stale_after_s: float = Field(default=60.0, gt=0, description="Data older than this is stale.")
@@ -317,6 +306,11 @@ class DaemonSettings(HazelcastSettings):
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )
     metrics_addr: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint binds to.")
+
+    @field_validator("watch_dir", mode="before")
+    @classmethod
+    def _watch_dir_not_empty(cls, value: Any) -> Any:
+        return _not_empty_path(value)
 
 
 def describe_validation_error(error: ValidationError) -> str:
