@@ -203,7 +203,8 @@ class RunReader:
 class DaemonRunner:
     """``python -m scan_bridge.daemon_flow`` as a real process in its own session.
 
-    Its own TMPDIR holds the pidfile ``scan-bridge-<flow run id>.pid``, which tells the flow run id;
+    Its own run-file directory (``SCAN_BRIDGE_RUNTIME_DIR``) holds the pidfile ``bridge-<flow run id>.pid``,
+    which tells the flow run id;
     every bridge pid ever seen is remembered, so the teardown can make sure none is left.
     """
 
@@ -211,7 +212,8 @@ class DaemonRunner:
         self.tmpdir = workdir / "daemon-tmp"
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "daemon.log"
-        self.env = {**env, "TMPDIR": str(self.tmpdir)}
+        self.rundir = workdir / "daemon-run"
+        self.env = {**env, "TMPDIR": str(self.tmpdir), "SCAN_BRIDGE_RUNTIME_DIR": str(self.rundir)}
         self.proc: subprocess.Popen[bytes] | None = None
         self.flow_run_id: str | None = None
         self.seen_bridges: set[int] = set()
@@ -266,8 +268,8 @@ class DaemonRunner:
     def wait_flow_run_id(self, timeout: float = 60) -> str:
         def from_pidfile() -> str | None:
             self._check_alive()
-            for path in self.tmpdir.glob("scan-bridge-*.pid"):
-                return path.name.removeprefix("scan-bridge-").removesuffix(".pid")
+            for path in self.rundir.glob("bridge-*.pid"):
+                return path.name.removeprefix("bridge-").removesuffix(".pid")
             return None
 
         if self.flow_run_id is None:

@@ -428,3 +428,68 @@ def test_every_alert_renders_valid_json_for_every_kind() -> None:
             assert text, (kind, alert.key)
             if alert.key in ("warning", "stale", "missing", "hazelcast-unavailable") and kind != "pagerduty":
                 assert 'a "quoted"\nline <b>&</b>' in text
+
+
+HOSTILE_NAME = ("scan_1.arrow\n2026-12-01 00:00:00 INFO    [OK] Pushed 1 scans. Latest: #999999\x1b[2J\u2028"
+                "{{webhook_url}}{{routing_key}}{{body}}{{$SCAN_BRIDGE_TEST_ENV_SECRET}}")
+
+
+def _render(alert: alerts.Alert, kind: str, payload: dict[str, object]) -> str:
+    from datetime import UTC, datetime
+
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    class Resource(dict):
+        id = "scan-bridge.daemon.x"
+        name = "x"
+
+    event = type("Event", (), {"event": "scan-bridge.stale", "occurred": datetime(2026, 12, 1, tzinfo=UTC),
+                               "resource": Resource(), "payload": payload})()
+    state = type("State", (), {"name": "Failed", "message": "m"})()
+    return render_user_template_sync(alerts.request_body(alert, kind), {"event": event, "flow_run": type("F", (), {"state": state})()})
+
+
+def test_a_file_name_in_a_health_message_cannot_forge_alert_lines() -> None:
+    """The daemon's event payload (built by daemon_flow._figures) carries the message escaped, so every alert text is one line."""
+    from datetime import UTC, datetime
+
+    from scan_bridge.daemon_flow import _figures
+    from scan_bridge.health import FreshnessReport, HealthStatus, StaleCause
+    from scan_bridge.supervisor import DaemonStatus
+
+    report = FreshnessReport(status=HealthStatus.STALE, cause=StaleCause.BRIDGE_STUCK, checked_at=datetime.now(UTC),
+                             message=f"stale (bridge stuck): {HOSTILE_NAME} (#7) complete on disk for 30 s")
+    payload = _figures(DaemonStatus(report=report))
+    for kind in ("slack", "discord", "generic"):
+        for alert in alerts.alerts(30.0):
+            if alert.key not in ("warning", "stale", "missing", "hazelcast-unavailable", "recovered"):
+                continue
+            body = json.loads(_render(alert, kind, payload))
+            text = body["content" if kind == "discord" else "text"]
+            assert "\n" not in text and "\x1b" not in text and "\u2028" not in text, (kind, alert.key, text)
+            assert "scan_1.arrow\\n2026-12-01" in text and "\\x1b[2J" in text
+
+
+def test_pagerduty_body_is_json_whatever_the_key_and_texts_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block's own substitution (Prefect's apply_values) as it posts: a key with a quote and a backslash
+    arrives exact, and event texts holding ``{{placeholder}}`` reach the receiver as text, never substituted."""
+    from pydantic import SecretStr
+
+    key = 'R0ut"ing\\key{{body}}'
+    monkeypatch.setenv("SCAN_BRIDGE_TEST_ENV_SECRET", "env-secret-42")
+    webhook = "https://hooks.example.invalid/secret-path"
+    block = alerts.block_for("pagerduty", SecretStr(webhook), SecretStr(key))
+    payload = {"message": HOSTILE_NAME, "cause": "bridge stuck", "status": "stale", "previous_status": "stale",
+               "reason": HOSTILE_NAME, "restarts_total": 1}
+    for alert in alerts.alerts(30.0):
+        rendered = _render(alert, "pagerduty", payload)
+        # The block replaces its placeholders one after the other in no fixed order: no "{{" may reach it.
+        assert "{{" not in rendered, alert.key
+        request = block._build_request_args(rendered, f"scan-bridge {alert.key}")
+        body = json.loads(request["content"])
+        assert body["routing_key"] == key, alert.key
+        assert webhook not in request["content"] and "env-secret-42" not in request["content"], alert.key
+        if "payload" in body and alert.key == "stale":
+            assert "{{webhook_url}}{{routing_key}}{{body}}{{$SCAN_BRIDGE_TEST_ENV_SECRET}}" in body["payload"]["summary"]
+            assert body["payload"]["custom_details"]["message"] == HOSTILE_NAME
+        assert body["dedup_key"].startswith("scan-bridge/")

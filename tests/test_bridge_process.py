@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from scan_bridge.bridge_process import BridgeProcess, Exited, Line, Message, ProcessOps, Spawner, Started
+from scan_bridge.runfiles import read_pidfile
 
 DEADLINE_S = 10.0
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -223,7 +224,10 @@ def test_pidfile_written_and_removed(tmp_path: Path, processes: list[BridgeProce
     argv = script(tmp_path, "import time\nprint('ready', flush=True)\ntime.sleep(600)\n")
     proc = launch(processes, argv, pidfile=pidfile)
     collect(proc.events, lambda m: isinstance(m, Line))
-    assert pidfile.read_text().strip() == str(proc.pid)
+    recorded = read_pidfile(pidfile)
+    assert (recorded.pid, recorded.cmdline) == (proc.pid, tuple(argv))
+    assert recorded.start_time == psutil.Process(proc.pid).create_time()
+    assert (pidfile.parent.stat().st_mode & 0o777) == 0o700
     proc.stop(grace_s=5.0)
     collect(proc.events, is_exited)
     assert not pidfile.exists()

@@ -22,6 +22,7 @@ anyone else's is never touched, whatever it is called.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -106,31 +107,52 @@ def silent_after_s(health_interval_s: float) -> float:
     return max(2 * health_interval_s, 10.0)
 
 
+def _json(expression: str) -> str:
+    """A Jinja expression rendered as a JSON value, safe for the block's second substitution pass.
+
+    The server renders the automation's body with Jinja; the block then fills its own template
+    (PagerDuty's is ``{"routing_key": {{routing_key}}, {{body}}}``) by replacing one placeholder after
+    the other, in no fixed order, as plain text. A body holding ``{{routing_key}}`` would then get the
+    key pasted into the alert text, and a malformed body. So no text that came from an event may
+    carry ``{{`` into that pass: it is written ``{\\u007b``, which a JSON decoder reads back as ``{{``.
+    In JSON text ``{{`` occurs only inside strings, so this never touches the structure.
+    """
+    return "{{ (" + expression + ")|tojson|replace('{{', '{\\\\u007b') }}"
+
+
+def json_literal(value: object) -> str:
+    """``value`` as JSON text for a block template, with the same ``{{`` guard as :func:`_json`."""
+    return json.dumps(value).replace("{{", "{\\u007b")
+
+
 def request_body(alert: Alert, kind: str) -> str:
-    """The Jinja template of the whole JSON request for ``kind``; the block posts it as is."""
+    """The Jinja template of the whole JSON request for ``kind``; the block posts it as is.
+
+    Every value taken from the event goes through ``tojson`` (see :func:`_json`); our own constants
+    (key, severity) are JSON-encoded here. Nothing is interpolated into JSON unescaped.
+    """
     text = "{% set text %}" + alert.text + "{% endset %}"
     if kind == "slack":
-        return text + '{"text": {{ text|tojson }}}'
+        return text + '{"text": ' + _json("text") + "}"
     if kind == "discord":
-        return text + '{"content": {{ text|tojson }}}'
+        return text + '{"content": ' + _json("text") + "}"
     if kind == "pagerduty":
         # The routing key is added by the block from its secrets (see block_for); the body is the rest.
-        dedup = (
-            '"scan-bridge/{{ event.resource.id }}"' if not alert.flow_runs
-            else '"scan-bridge/run/{{ event.resource.id }}"'
-        )
+        dedup = _json("'scan-bridge/' ~ event.resource.id" if not alert.flow_runs else "'scan-bridge/run/' ~ event.resource.id")
         if alert.resolves:
             return text + '"event_action": "resolve", "dedup_key": ' + dedup
         return (
-            text + '"event_action": "trigger", "dedup_key": ' + dedup + ', "payload": {"summary": {{ text[:1000]|tojson }}, '
-            '"source": {{ event.resource.id|tojson }}, "severity": "' + alert.severity + '", '
-            '"component": "scan-bridge", "class": "' + alert.key + '", "custom_details": {{ event.payload|tojson }}}'
+            text + '"event_action": "trigger", "dedup_key": ' + dedup + ', "payload": {"summary": ' + _json("text[:1000]")
+            + ', "source": ' + _json("event.resource.id") + ', "severity": ' + json_literal(alert.severity) + ", "
+            '"component": "scan-bridge", "class": ' + json_literal(alert.key) + ', "custom_details": '
+            + _json("event.payload") + "}"
         )
     if kind == "generic":
         return (
-            text + '{"alert": "' + alert.key + '", "severity": "' + alert.severity + '", "text": {{ text|tojson }}, '
-            '"event": {{ event.event|tojson }}, "occurred": {{ event.occurred.isoformat()|tojson }}, '
-            '"resource": {{ event.resource.id|tojson }}, "figures": {{ event.payload|tojson }}}'
+            text + '{"alert": ' + json_literal(alert.key) + ', "severity": ' + json_literal(alert.severity)
+            + ', "text": ' + _json("text") + ', "event": ' + _json("event.event") + ', "occurred": '
+            + _json("event.occurred.isoformat()") + ', "resource": ' + _json("event.resource.id")
+            + ', "figures": ' + _json("event.payload") + "}"
         )
     raise ValueError(f"unknown alert kind {kind!r}; expected one of {', '.join(KINDS)}")
 
@@ -144,8 +166,9 @@ def block_for(kind: str, webhook: SecretStr, routing_key: SecretStr | None = Non
     if kind == "pagerduty":
         if routing_key is None or not routing_key.get_secret_value():
             raise ValueError("--kind pagerduty needs a routing key: --routing-key or SCAN_BRIDGE_ALERT_ROUTING_KEY")
-        secrets["routing_key"] = routing_key.get_secret_value()
-        body_template = '{"routing_key": "{{routing_key}}", {{body}}}'
+        # The block substitutes by plain text replacement: the key is stored as a JSON string literal.
+        secrets["routing_key"] = json_literal(routing_key.get_secret_value())
+        body_template = '{"routing_key": {{routing_key}}, {{body}}}'
     return CustomWebhookNotificationBlock(
         name="scan-bridge",
         url="{{webhook_url}}",

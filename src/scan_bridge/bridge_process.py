@@ -16,7 +16,9 @@ Modelled on honcho's manager: each child's readers push typed messages (:class:`
   that signal when the *thread* that forked the child exits, not the process; so every child is
   forked by the long-lived :class:`Spawner` thread, never by whichever short-lived thread asked.
 * **A pidfile** (optional) lets a separate process (Prefect's ``on_cancellation``/``on_crashed``
-  hooks run in one, with none of our objects) kill the child by pid.
+  hooks run in one, with none of our objects) kill the child by pid. It records the child's start
+  time and exact argv beside the pid, so that the kill can check it is still that process
+  (:mod:`runfiles` writes, reads and checks it).
 
 Signals and the clock go through :class:`ProcessOps`, so a test can watch or fake them.
 """
@@ -39,6 +41,10 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
+
+import psutil
+
+from . import runfiles
 
 log = logging.getLogger(__name__)
 
@@ -193,20 +199,14 @@ def default_spawner() -> Spawner:
 # The child
 
 
-def _write_pidfile(path: Path, pid: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{pid}\n", encoding="ascii")
-    os.replace(tmp, path)
+def _write_pidfile(path: Path, pid: int, argv: Sequence[str]) -> None:
+    """Record the child's identity (pid, start time, exact argv) in ``path``, in a private directory.
 
-
-def _remove_pidfile(path: Path, pid: int) -> None:
-    """Remove the pidfile if it still names our child (a newer child may have replaced it)."""
-    try:
-        if path.read_text(encoding="ascii").strip() == str(pid):
-            path.unlink()
-    except (OSError, ValueError):
-        pass
+    The directory is created mode 0700 if missing and refused if it is not private; the file is
+    written without following symlinks (see :mod:`runfiles`).
+    """
+    runfiles.private_dir(path.parent)
+    runfiles.write_pidfile(path, runfiles.identify(pid, argv))
 
 
 class BridgeProcess:
@@ -279,8 +279,8 @@ class BridgeProcess:
         self.started_monotonic = self._ops.monotonic()
         if self.pidfile is not None:
             try:
-                _write_pidfile(self.pidfile, proc.pid)
-            except OSError:
+                _write_pidfile(self.pidfile, proc.pid, self.argv)
+            except (OSError, runfiles.UnsafeRunDir, psutil.Error):
                 log.warning("cannot write pidfile %s", self.pidfile, exc_info=True)
         self.events.put(Started(proc.pid, self.argv, self.started_at))
         assert proc.stdout is not None and proc.stderr is not None
@@ -326,7 +326,7 @@ class BridgeProcess:
         for reader in readers:  # the last lines go out before Exited
             reader.join(self._drain_timeout_s)
         if self.pidfile is not None:
-            _remove_pidfile(self.pidfile, proc.pid)
+            runfiles.remove_pidfile(self.pidfile, proc.pid)
         self.events.put(Exited(proc.pid, returncode))
         self._exited.set()
 

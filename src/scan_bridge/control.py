@@ -180,7 +180,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     from prefect.states import Cancelled, Cancelling
 
-    from .daemon_flow import kill_bridge_by_pidfile
+    from .runfiles import kill_bridge_by_pidfile
 
     require_api()
     with _client() as client:
@@ -331,7 +331,9 @@ def _alerts_line(client: Any) -> str:
 def _verdict(report: Any) -> str:
     """``HEALTHY: data 0.4 s old ...``: the status once (the report's message starts with it in lower case)."""
     head = report.status.value + (f" ({report.cause.value})" if report.cause else "")
-    return f"{head.upper()}: {report.message.removeprefix(head + ': ')}"
+    from .logs import printable  # the message may quote a scan file's name: one line on the terminal
+
+    return f"{head.upper()}: {printable(report.message.removeprefix(head + ': '))}"
 
 
 def _fmt(value: float | None, unit: str) -> str:

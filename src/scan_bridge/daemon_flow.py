@@ -29,7 +29,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,8 @@ from prefect.events import emit_event
 from prefect.states import Failed
 
 from .health_history import HealthHistory
+from .logs import printable
+from .runfiles import clean_stale, kill_bridge_by_pidfile, pidfile_for
 from .settings import DaemonSettings, HazelcastSettings
 from .supervisor import DaemonStatus, GaveUp, Publishers, Supervisor
 
@@ -54,11 +55,6 @@ ARTIFACT_INTERVAL_S = 300.0
 _HISTORY_MARK = "<!-- history: "
 
 
-def pidfile_for(flow_run_id: str) -> Path:
-    """Where the bridge's pid is kept for the out-of-process cleanup hooks."""
-    return Path(tempfile.gettempdir()) / f"scan-bridge-{flow_run_id}.pid"
-
-
 def bridge_command() -> list[str]:
     return [sys.executable, "-m", "scan_bridge.service", "--log-format", "json"]
 
@@ -66,8 +62,14 @@ def bridge_command() -> list[str]:
 def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
     """The daemon's environment plus its effective Hazelcast and folder settings, for the bridge."""
     env = dict(os.environ)
+    # A secret read from a file is passed on as that file, not as its content.
+    from_file = {name.removesuffix("_file") for name in HazelcastSettings.model_fields
+                 if name.endswith("_file") and getattr(settings, name) is not None}
     for name in HazelcastSettings.model_fields:
         value = getattr(settings, name)
+        if name in from_file:
+            env.pop(f"SCAN_BRIDGE_{name.upper()}", None)
+            continue
         if value is None:
             continue
         if isinstance(value, list):
@@ -97,7 +99,7 @@ def _figures(status: DaemonStatus) -> dict[str, Any]:
         figures.update(
             status=report.status.value,
             cause=None if report.cause is None else report.cause.value,
-            message=report.message,
+            message=printable(report.message),  # it may quote a file name: one line, no escapes, in events and alerts
             checked_at=report.checked_at.isoformat(),
             data_age_s=None if report.data_age_s is None else round(report.data_age_s, 1),
             scan_number=report.scan_number,
@@ -317,31 +319,8 @@ def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
     }
 
 
-def kill_bridge_by_pidfile(run_id: str) -> int | None:
-    """SIGKILL the bridge the run's pidfile names, if it is still a bridge; the pid killed, or None.
-
-    Used where the daemon's own ``finally`` could not run: Prefect's hooks (a separate process,
-    after the flow process is gone) and ``deploy.py stop --force``.
-    """
-    path = pidfile_for(run_id)
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    killed = None
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"scan_bridge.service" in f.read():  # else the pid was reused by something else
-                os.kill(pid, signal.SIGKILL)
-                killed = pid
-    except OSError:
-        pass
-    path.unlink(missing_ok=True)
-    return killed
-
-
 def _kill_bridge_by_pidfile(flow: Any, flow_run: Any, state: Any) -> None:
-    """Hook for on_cancellation / on_crashed."""
+    """Hook for on_cancellation / on_crashed: kills the bridge only if it is still the very process recorded."""
     kill_bridge_by_pidfile(str(flow_run.id))
 
 
@@ -413,7 +392,7 @@ def scan_bridge_daemon_flow(
         bridge_environment(settings),
         logger=logger,
         publisher=Publishers(publishers),
-        pidfile=pidfile_for(run_id),
+        pidfile=_pidfile(run_id, logger),
         start_grace_s=settings.start_grace_s,
     )
     try:
@@ -424,6 +403,16 @@ def scan_bridge_daemon_flow(
         if metrics is not None:
             metrics.close()
     return _figures(status)
+
+
+def _pidfile(run_id: str, logger: Any) -> Path | None:
+    """This run's pidfile in the private run-file directory (stale ones cleaned first); None if there is no safe place."""
+    try:
+        clean_stale()
+        return pidfile_for(run_id)
+    except (OSError, ValueError) as exc:  # supervising the bridge matters more than the out-of-process kill
+        logger.warning("No pidfile (the cancel hooks cannot kill a bridge left behind): %s", exc)
+        return None
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .discovery import newest_files, scan_number_from_name
 from .document import DEFAULT_MAX_FILE_BYTES, decode_metadata, parse_scan_number, parse_timestamp
 from .hzcall import CLOSE_DEADLINE_S, CallTimedOut, StartedClient, wait_future
+from .logs import printable
 from .settings import DaemonSettings
 
 log = logging.getLogger(__name__)
@@ -695,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m scan_bridge.health [--json]``: print one check; exit 0 healthy, 1 warning, 2 otherwise."""
     args = list(sys.argv[1:] if argv is None else argv)
     report = check_hazelcast_data_freshness()
-    print(report.model_dump_json(indent=2) if "--json" in args else report.message)
+    print(report.model_dump_json(indent=2) if "--json" in args else printable(report.message))  # a file name is not a line
     return {HealthStatus.HEALTHY: 0, HealthStatus.WARNING: 1}.get(report.status, 2)
 
 

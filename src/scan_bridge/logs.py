@@ -14,6 +14,45 @@ from typing import Any
 
 LOGGER_NAME = "scan_bridge"
 
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, every character that is not printable written as an escape (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    Names and texts from files end up in log lines, Prefect logs and alert texts; a file name holding
+    a newline and a forged "[OK] Pushed ..." must not show as a line of its own, and an ANSI escape
+    must not repaint an operator's terminal. Escaped are control characters (C0, C1, DEL), format
+    characters such as bidirectional overrides, line and paragraph separators, and the lone
+    surrogates that stand for undecodable bytes in a file name (which would fail to encode).
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    short = _SHORT_ESCAPES.get(ch)
+    if short is not None:
+        return short
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+class HumanFormatter(logging.Formatter):
+    """``time LEVEL message``, the message on one line whatever it quotes (see :func:`printable`).
+
+    A traceback, when there is one, follows on its own lines as usual.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
 
 class JsonFormatter(logging.Formatter):
     """``{"time", "level", "message", "fields"}``: one line, parseable whatever the message holds."""
@@ -38,7 +77,7 @@ def setup_logging(fmt: str = "human", level: str = "INFO") -> logging.Logger:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(HumanFormatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

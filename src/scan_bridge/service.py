@@ -36,13 +36,14 @@ from typing import Any
 
 from hazelcast.future import Future
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from .discovery import iter_newest, newest_files, scan_number_from_name
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import fields, setup_logging
 from .read_guard import ReadGuard
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan
-from .settings import BridgeSettings, describe_validation_error
+from .settings import BridgeSettings, command_line_secret_warnings, describe_settings_error
 from .sink import PendingPush, ScanSink, SinkUnavailable
 from .watcher import DirSeen, FileSeen, ScanWatcher
 
@@ -662,18 +663,22 @@ def _exit_now() -> None:
 
 
 def load_settings(argv: list[str] | None = None) -> BridgeSettings:
-    """Settings from flags over environment; raises ValidationError."""
+    """Settings from flags over environment; raises ValidationError, or SettingsError for a malformed command line."""
     args = sys.argv[1:] if argv is None else argv
-    return BridgeSettings(_cli_parse_args=args, _cli_prog_name="python -m scan_bridge.service")  # type: ignore[call-arg]
+    return BridgeSettings(  # type: ignore[call-arg]
+        _cli_parse_args=args, _cli_prog_name="python -m scan_bridge.service", _cli_exit_on_error=False
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(argv)
-    except ValidationError as exc:
-        print(f"scan-bridge: {describe_validation_error(exc)}", file=sys.stderr)
+    except (ValidationError, SettingsError) as exc:
+        print(f"scan-bridge: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.log_format, settings.log_level)
+    for warning in command_line_secret_warnings(sys.argv[1:] if argv is None else argv):
+        log.warning(warning)
     bridge = Bridge(settings)
     _install_signal_handlers(bridge)
     return bridge.run()

@@ -7,12 +7,15 @@ I/O, with the field's name in the message, so the operator is told what to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from .document import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -26,25 +29,123 @@ ObserverKind = Literal["auto", "native", "polling"]
 LogFormat = Literal["human", "json"]
 
 
+DEFAULT_PORT = 5701
+ENV_PREFIX = "SCAN_BRIDGE_"
+#: Longest secret read from a ``..._file`` setting (a password file is a line, not a dump).
+MAX_SECRET_FILE_BYTES = 64 * 1024
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_EXAMPLE = "(example: 127.0.0.1:5701, hz-1.example.com:5701, [::1]:5701)"
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a setting: ``hazelcast_password`` → ``--hazelcast-password``."""
+    return "--" + field.replace("_", "-")
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a setting: ``hazelcast_password`` → ``SCAN_BRIDGE_HAZELCAST_PASSWORD``."""
+    return ENV_PREFIX + field.upper()
+
+
 def _split_members(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
 
-def _check_address(address: str) -> str:
-    host, sep, port = address.rpartition(":")
-    if not sep:
-        host, port = address, "5701"
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{address!r} is not host:port (example: 127.0.0.1:5701)")
-    return f"{host}:{port}"
+def _valid_host(host: str) -> bool:
+    """An IPv4 address or a DNS name (labels of letters, digits, ``-`` and ``_``)."""
+    try:
+        ipaddress.IPv4Address(host)
+        return True
+    except ValueError:
+        pass
+    if len(host) > 253 or host.replace(".", "").isdigit():
+        return False
+    return all(_HOST_LABEL.match(label) for label in host.removesuffix(".").split("."))
+
+
+def check_address(address: str) -> str:
+    """``host:port`` (port 1-65535; 5701 when left out), ``[ipv6]:port``; normalised, or ValueError saying why.
+
+    A scheme (``http://``), a path, a space or an empty host never reaches the client, where it
+    would only show up as a connection that never succeeds.
+    """
+    if "://" in address or "/" in address:
+        raise ValueError(f"{address!r} is not host:port: no scheme or path {_EXAMPLE}")
+    if address.startswith("["):
+        inside, sep, rest = address[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(inside)
+        except ValueError:
+            raise ValueError(f"{address!r} is not [ipv6]:port {_EXAMPLE}") from None
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{address!r} is not [ipv6]:port {_EXAMPLE}")
+        host, port = f"[{inside}]", rest[1:] if rest else str(DEFAULT_PORT)
+    else:
+        host, sep, port = address.rpartition(":")
+        if not sep:
+            host, port = address, str(DEFAULT_PORT)
+        if ":" in host:
+            raise ValueError(f"{address!r}: write an IPv6 address in brackets {_EXAMPLE}")
+        if not host:
+            raise ValueError(f"{address!r} has no host {_EXAMPLE}")
+        if not _valid_host(host):
+            raise ValueError(f"{address!r}: {host!r} is not a host name or IPv4 address {_EXAMPLE}")
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r}: the port must be a number from 1 to 65535 {_EXAMPLE}")
+    return f"{host}:{int(port)}"
+
+
+def _not_empty_path(value: Any) -> Any:
+    """An empty path would mean the current directory: never what an operator meant."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty (that would mean the current directory); name the scanner's directory")
+    return value
+
+
+def _read_secret_file(path: Path, field: str) -> SecretStr:
+    """The secret in ``path`` (one trailing newline dropped); ValueError naming the setting otherwise."""
+    name = f"{flag(field)} / {env_var(field)}"
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise ValueError(f"{name}: {path} is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold the secret only")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: {path} is not UTF-8 text") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise ValueError(f"{name}: {path} is empty")
+    return SecretStr(text)
+
+
+#: Secret settings that can also come from a file (``<name>_file``), and must not come from a flag.
+SECRET_FIELDS = ("hazelcast_password", "hazelcast_ssl_password")
+
+
+def command_line_secret_warnings(argv: Sequence[str]) -> list[str]:
+    """One warning per secret given as a command-line flag: every user of the machine sees it in ``ps``."""
+    warnings = []
+    for field in SECRET_FIELDS:
+        option = flag(field)
+        if any(arg == option or arg.startswith(option + "=") for arg in argv):
+            warnings.append(
+                f"{option} on the command line is visible to every user of this machine (ps, /proc); "
+                f"use {env_var(field)} or {flag(field + '_file')} / {env_var(field + '_file')} instead"
+            )
+    return warnings
 
 
 class HazelcastSettings(BaseSettings):
     """Where the cluster is and how to talk to it; shared by the bridge, the health check and the daemon."""
 
-    model_config = SettingsConfigDict(env_prefix="SCAN_BRIDGE_", extra="ignore", cli_kebab_case=True)
+    # allow_inf_nan=False: a timeout of "inf" or "nan" is an error, not a wait for ever.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", cli_kebab_case=True, allow_inf_nan=False)
 
     hazelcast_members: Annotated[list[str], NoDecode] = Field(
         default=["127.0.0.1:5701"],
@@ -52,12 +153,23 @@ class HazelcastSettings(BaseSettings):
     )
     hazelcast_cluster_name: str = Field(default="dev", min_length=1, description="Cluster name.")
     hazelcast_username: str | None = Field(default=None, description="Client credentials (Enterprise clusters).")
-    hazelcast_password: SecretStr | None = Field(default=None, description="Client password; never logged.")
+    hazelcast_password: SecretStr | None = Field(
+        default=None,
+        description="Client password; never logged. Prefer the environment variable or --hazelcast-password-file: a flag shows in ps.",
+    )
+    hazelcast_password_file: Path | None = Field(
+        default=None, description="File holding the client password (one trailing newline ignored)."
+    )
     hazelcast_ssl_enabled: bool = Field(default=False, description="TLS to the cluster (Enterprise clusters).")
     hazelcast_ssl_cafile: Path | None = Field(default=None, description="CA bundle for TLS.")
     hazelcast_ssl_certfile: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
     hazelcast_ssl_keyfile: Path | None = Field(default=None, description="Client key for mutual TLS.")
-    hazelcast_ssl_password: SecretStr | None = Field(default=None, description="Password of the client key.")
+    hazelcast_ssl_password: SecretStr | None = Field(
+        default=None, description="Password of the client key; never logged. Prefer the environment or --hazelcast-ssl-password-file."
+    )
+    hazelcast_ssl_password_file: Path | None = Field(
+        default=None, description="File holding the password of the client key (one trailing newline ignored)."
+    )
     hazelcast_connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Give up connecting at start after this long (a wrong address must not hang)."
     )
@@ -94,7 +206,24 @@ class HazelcastSettings(BaseSettings):
     def _members_valid(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one member address is needed (example: 127.0.0.1:5701)")
-        return [_check_address(address) for address in value]
+        return [check_address(address) for address in value]
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> HazelcastSettings:
+        """``<secret>_file`` → ``<secret>``. Both given is an error, unless they agree (a copy of settings already read)."""
+        for field in SECRET_FIELDS:
+            path = getattr(self, field + "_file")
+            if path is None:
+                continue
+            secret = _read_secret_file(path, field + "_file")
+            given = getattr(self, field)
+            if given is not None and given.get_secret_value() != secret.get_secret_value():
+                raise ValueError(
+                    f"{flag(field)} / {env_var(field)} and {flag(field + '_file')} / {env_var(field + '_file')} "
+                    "are both set; give one of them"
+                )
+            setattr(self, field, secret)
+        return self
 
     def client_config(self) -> dict[str, Any]:
         """Keyword arguments for ``hazelcast.HazelcastClient``; secrets are unwrapped only here."""
@@ -170,6 +299,11 @@ class BridgeSettings(HazelcastSettings):
     log_format: LogFormat = Field(default="human", description="human lines, or one JSON object per line.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged.")
 
+    @field_validator("watch_dir", mode="before")
+    @classmethod
+    def _watch_dir_not_empty(cls, value: Any) -> Any:
+        return _not_empty_path(value)
+
     @field_validator("watch_dir")
     @classmethod
     def _watch_dir_exists(cls, value: Path) -> Path:
@@ -216,14 +350,34 @@ class DaemonSettings(HazelcastSettings):
     )
     metrics_addr: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint binds to.")
 
+    @field_validator("watch_dir", mode="before")
+    @classmethod
+    def _watch_dir_not_empty(cls, value: Any) -> Any:
+        return _not_empty_path(value)
+
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, naming the setting as both flag and environment variable."""
+    """One line for all problems, each naming the setting as both flag and environment variable.
+
+    A problem across settings (a secret given twice) names them in its own message.
+    """
     lines = []
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "settings"
-        flag = "--" + field.replace("_", "-")
-        env = "SCAN_BRIDGE_" + field.upper()
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"invalid setting {flag} / {env}: {message}")
+        message = " ".join(str(problem["msg"]).removeprefix("Value error, ").split())  # one line, whatever it quotes
+        loc = [str(part) for part in problem["loc"]]
+        if not loc:
+            lines.append(f"invalid setting {message}")
+            continue
+        field = loc[0]
+        where = f"{flag(field)} / {env_var(field)}" + ("" if len(loc) == 1 else f" (item {'.'.join(loc[1:])})")
+        lines.append(f"invalid setting {where}: {message}")
     return "; ".join(lines)
+
+
+def describe_settings_error(error: ValidationError | SettingsError) -> str:
+    """The one line for any settings problem: a bad value (see :func:`describe_validation_error`) or a
+    command line argparse cannot parse (an unknown flag, a flag without its value)."""
+    if isinstance(error, ValidationError):
+        return describe_validation_error(error)
+    message = " ".join(str(error).removeprefix("error parsing CLI: ").split())
+    return f"invalid command line: {message} (--help lists the settings)"

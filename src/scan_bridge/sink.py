@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from hazelcast import predicate
 from hazelcast.config import TopicOverloadPolicy
 from hazelcast.core import HazelcastJsonValue
@@ -163,10 +164,12 @@ class ScanSink:
             self.latest_number = newest  # re-read from the cluster on every reconnect, should this fail
             if self._topic is not None:
                 record = max(records, key=lambda r: r.scan_number)
-                event = (
-                    f'{{"scan_number": {record.scan_number}, "timestamp": "{format_timestamp(record.timestamp)}", '
-                    f'"asset_count": {record.asset_count}, "pushed_at": "{format_timestamp(pushed_at)}"}}'
-                )
+                event = orjson.dumps({  # an encoder, never interpolation: every field is JSON whatever it holds
+                    "scan_number": record.scan_number,
+                    "timestamp": format_timestamp(record.timestamp),
+                    "asset_count": record.asset_count,
+                    "pushed_at": format_timestamp(pushed_at),
+                }).decode()
         timeout = self._call_timeout + size / SLOW_LINK_BYTES_PER_S
         return PendingPush(self, list(documents), newest if moves_latest else None, futures, event, timeout)
 

@@ -18,12 +18,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from .bridge_process import BridgeProcess, Exited, Line, Started
 from .health import FreshnessChecker, FreshnessReport
+from .logs import printable
 from .restart_policy import Action, Decision, ProcessState, RestartBudget, decide, describe_exit, settled_state
 from .settings import DaemonSettings
 
@@ -121,7 +122,12 @@ class Publishers:
 
 
 def bridge_line(text: str, stream: str) -> tuple[int, str]:
-    """The level and message of one line of bridge output (JSON from ``--log-format json``, else raw)."""
+    """The level and message of one line of bridge output (JSON from ``--log-format json``, else raw).
+
+    The message is made :func:`~scan_bridge.logs.printable`: the JSON line carries file names with
+    their newlines and escapes decoded, and the Prefect log (and the worker's console) must show one
+    line per bridge line, never a line a file name forged.
+    """
     if text.startswith("{"):
         try:
             payload = json.loads(text)
@@ -129,8 +135,8 @@ def bridge_line(text: str, stream: str) -> tuple[int, str]:
             payload = None
         if isinstance(payload, dict) and "message" in payload:
             level = _LEVELS.get(str(payload.get("level", "INFO")).upper(), logging.INFO)
-            return level, str(payload["message"])
-    return (logging.WARNING if stream == "stderr" else logging.INFO), text
+            return level, printable(str(payload["message"]))
+    return (logging.WARNING if stream == "stderr" else logging.INFO), printable(text)
 
 
 class HealthTicker:
@@ -315,12 +321,13 @@ class Supervisor:
         if decision.action is not Action.NONE and pid != current:
             # Begun before this bridge was started (or while it was being started: no pid yet), so a DOWN
             # it reports is about the previous one; acting on it would kill the new bridge.
-            self.log.info("Not acting on a health check begun before bridge pid %s started: %s", current, decision.reason)
+            self.log.info("Not acting on a health check begun before bridge pid %s started: %s", current, printable(decision.reason))
             return
         if decision.action is not Action.NONE:
             self._act(decision)
 
     def _act(self, decision: Decision) -> None:
+        decision = replace(decision, reason=printable(decision.reason))  # it may quote a file name
         self.status.last_decision = decision.reason
         now = self.clock()
         if decision.action is Action.RESTART:
@@ -439,5 +446,5 @@ def _summary(report: FreshnessReport) -> str:
         parts.append(f"({report.cause.value})")
     # The report's message starts with the status in lower case ("healthy: ..."); say it once.
     head = report.status.value + (f" ({report.cause.value})" if report.cause is not None else "") + ": "
-    parts.append(f"- {report.message.removeprefix(head)}")
+    parts.append(f"- {printable(report.message.removeprefix(head))}")
     return " ".join(parts)
