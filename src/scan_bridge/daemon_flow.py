@@ -442,10 +442,16 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def main() -> int:
     """``python -m scan_bridge.daemon_flow``: 0 when stopped by Ctrl+C or SIGTERM, 1 when the run failed."""
+    from .prefect_server import ServerStartError, ensure_api
+
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        ensure_api()  # no PREFECT_API_URL: a server of our own that dies with us, not Prefect's temporary one
         state = scan_bridge_daemon_flow(return_state=True)
+    except ServerStartError as exc:
+        print(f"scan-bridge daemon: {exc}", file=sys.stderr)
+        return 1
     except (KeyboardInterrupt, SystemExit):
         return 0
     except BaseException as exc:  # Prefect's TerminationSignal on SIGTERM
