@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +341,35 @@ def kill_bridge_by_pidfile(run_id: str) -> int | None:
     return killed
 
 
+def survive_lost_console() -> int:
+    """Make Prefect's console log handlers go quiet, not exit, when the console's pipe breaks; how many.
+
+    A process worker reads the flow process's output through a pipe. When the worker dies (SIGKILL,
+    OOM) the next log line hits a broken pipe, and rich, which Prefect's console handler writes
+    through, answers that with ``SystemExit(1)`` (``Console.on_broken_pipe``), which ``logging`` does
+    not catch: it ended the daemon mid-check and its run Crashed, by accident of whichever line came
+    first. rich documents overriding ``on_broken_pipe`` for this; ours keeps rich's silencing and
+    drops the exit, so the daemon goes on supervising the bridge and logging to the API, and
+    ``deploy.py stop --force`` ends it deliberately (docs/operations.md).
+    """
+    import logging
+
+    from rich.console import Console
+
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    patched = 0
+    for logger in loggers:
+        for handler in logger.handlers:
+            console = getattr(handler, "console", None)
+            if isinstance(console, Console) and not getattr(console, "_scan_bridge_quiet_on_broken_pipe", False):
+                console.on_broken_pipe = partial(setattr, console, "quiet", True)  # type: ignore[method-assign]
+                console._scan_bridge_quiet_on_broken_pipe = True  # type: ignore[attr-defined]
+                patched += 1
+    return patched
+
+
 def _kill_bridge_by_pidfile(flow: Any, flow_run: Any, state: Any) -> None:
     """Hook for on_cancellation / on_crashed."""
     kill_bridge_by_pidfile(str(flow_run.id))
@@ -365,6 +395,7 @@ def scan_bridge_daemon_flow(
     restart_on_any_stale: bool | None = None,
 ) -> Any:
     """Parameters left empty come from ``SCAN_BRIDGE_*`` environment variables (then the defaults)."""
+    survive_lost_console()
     logger = get_run_logger()
     overrides = {
         name: value
