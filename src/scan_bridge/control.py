@@ -313,7 +313,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             elif state != "RUNNING":
                 problems.append("no daemon running: `python deploy.py run`")
             if state == "RUNNING" and not online:
-                problems.append("run RUNNING but no worker online: if the daemon is gone too, `python deploy.py stop --force`")
+                problems.append("run RUNNING but no worker online: `python deploy.py stop --force` on its machine (stops a daemon left behind), then start a worker")
         elif deployment is not None:
             print("Flow run      : none yet")
             problems.append("`python deploy.py run`")
