@@ -131,10 +131,10 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     # -- create, twice: the second finds the pool and updates the same deployment ----------------
     first = deploy_py(env, "create", cwd=stack.root)  # from elsewhere: the checkout is still recorded
     assert first.returncode == 0, describe(first)
-    assert "created" in first.stdout
+    assert "work pool dolphin-daemon-pool: created\n" in first.stdout, describe(first)
     second = deploy_py(env, "create")
     assert second.returncode == 0, describe(second)
-    assert "exists" in second.stdout
+    assert "work pool dolphin-daemon-pool: exists\n" in second.stdout, describe(second)
     deployments = server.post("/deployments/filter", {})
     assert [d["name"] for d in deployments] == ["scan-bridge-daemon"], deployments
     deployment = deployments[0]
@@ -423,7 +423,9 @@ def test_status_names_a_run_stuck_in_cancelling(stack: Stack) -> None:
             client.set_flow_run_state(run.id, stuck_since, force=True)
             assert server.run_state(str(run.id))[0] == "CANCELLING"
 
-            status = deploy_py(env, "status")
+            # A worker stopped by an earlier test counts as online until 3 heartbeats (6 s) have passed.
+            status = wait_for(lambda: (r := deploy_py(env, "status")) and "0 worker(s) online" in r.stdout and r,
+                              60, "deploy.py status to see no worker online", interval=1)
             assert status.returncode == 1, describe(status)
             assert f"{run.name} CANCELLING since" in status.stdout, describe(status)
             assert "  ! run stuck in CANCELLING (its worker is gone?): `python deploy.py stop --force`" in status.stdout, (
