@@ -472,7 +472,11 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main() -> int:
-    """``python -m scan_bridge.daemon_flow``: 0 when stopped by Ctrl+C or SIGTERM, 1 when the run failed."""
+    """``python -m scan_bridge.daemon_flow``: 0 when stopped by Ctrl+C or SIGTERM, 1 when the run failed.
+
+    Without ``PREFECT_API_URL`` it first starts a Prefect server of its own that dies with it
+    (:mod:`scan_bridge.prefect_server`), instead of Prefect's temporary one that outlived a SIGKILL.
+    """
     from .prefect_server import ServerStartError, ensure_api
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
