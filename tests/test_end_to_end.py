@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import hazelcast
 import psutil
 import pytest
+from hazelcast.core import HazelcastJsonValue
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.states import Cancelled, Cancelling, Running
 
 from .e2e_support import (
     ROOT,
@@ -41,6 +47,7 @@ from .e2e_support import (
     still_running,
 )
 from .support import unique_maps, wait_for
+from .test_health_check import heartbeat_doc, latest_doc
 
 # Short intervals for the daemon (the flow reads them from the worker's environment when its
 # parameters are empty) and a worker that polls often, so the whole module stays within minutes.
@@ -50,6 +57,8 @@ FAST = {
     "SCAN_BRIDGE_HEARTBEAT_INTERVAL_S": "1",
     "SCAN_BRIDGE_STOP_GRACE_S": "3",
     "PREFECT_WORKER_QUERY_SECONDS": "2",
+    # A worker counts as offline 3 heartbeats after its last one: 6 s instead of 90 s.
+    "PREFECT_WORKER_HEARTBEAT_SECONDS": "2",
     "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "1",
 }
 
@@ -63,7 +72,6 @@ class Stack:
     scanner: Proc
     env: dict[str, str]
     worker: Proc | None = None
-    runs: dict[str, str] = field(default_factory=dict)
 
     def start_worker(self) -> Proc:
         self.worker = Proc(
@@ -123,10 +131,10 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     # -- create, twice: the second finds the pool and updates the same deployment ----------------
     first = deploy_py(env, "create", cwd=stack.root)  # from elsewhere: the checkout is still recorded
     assert first.returncode == 0, describe(first)
-    assert "created" in first.stdout
+    assert "work pool dolphin-daemon-pool: created\n" in first.stdout, describe(first)
     second = deploy_py(env, "create")
     assert second.returncode == 0, describe(second)
-    assert "exists" in second.stdout
+    assert "work pool dolphin-daemon-pool: exists\n" in second.stdout, describe(second)
     deployments = server.post("/deployments/filter", {})
     assert [d["name"] for d in deployments] == ["scan-bridge-daemon"], deployments
     deployment = deployments[0]
@@ -141,7 +149,7 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     worker = stack.start_worker()
     started = deploy_py(env, "run")
     assert started.returncode == 0, describe(started)
-    run_id = stack.runs["first"] = run_id_from(started.stdout)
+    run_id = run_id_from(started.stdout)
     assert f"/runs/flow-run/{run_id}" in started.stdout
 
     try:
@@ -182,7 +190,7 @@ def test_deployment_lifecycle(stack: Stack) -> None:
 
     again = deploy_py(env, "run")
     assert again.returncode == 0, describe(again)
-    second_id = stack.runs["second"] = run_id_from(again.stdout)
+    second_id = run_id_from(again.stdout)
     most = 0
 
     def second_run_final() -> str | bool:
@@ -229,20 +237,12 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     assert still_running(children) == {}
 
 
-def test_health_json_parses(stack: Stack) -> None:
-    result = deploy_py(stack.env, "health", "--json")
-    assert result.returncode in (0, 1, 2), describe(result)
-    report = json.loads(result.stdout)
-    assert report["status"] in {"healthy", "warning", "stale", "missing", "down"}, report
-    assert "message" in report and "checked_at" in report
-
-
 def test_status_without_server_names_the_address(stack: Stack) -> None:
     port = closed_port()
     env = {**stack.env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     result = deploy_py(env, "status")
     output = (result.stdout + result.stderr).strip()
-    assert result.returncode != 0, describe(result)
+    assert result.returncode == 1, describe(result)  # README: status exits 1 if anything is wrong
     assert "Traceback" not in output, describe(result)
     assert len(output.splitlines()) == 1, describe(result)
     assert f"127.0.0.1:{port}" in output, describe(result)
@@ -327,3 +327,160 @@ def test_run_local_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None
         for pid in still_running(seen):
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
+
+
+# -- deploy.py promises for runs that went wrong -------------------------------------------------------
+
+
+def ensure_deployment(stack: Stack) -> None:
+    """The deployment the lifecycle test creates, for a test run on its own."""
+    if not stack.server.post("/deployments/filter", {}):
+        created = deploy_py(stack.env, "create")
+        assert created.returncode == 0, describe(created)
+
+
+def prefect_worker_pid(launcher: Proc) -> int:
+    """The ``prefect worker start`` process under ``deploy.py start`` (the worker proper)."""
+
+    def find() -> int | None:
+        for pid, (_, cmd) in descendants(launcher.pid).items():
+            if "worker start" in cmd and "deploy.py" not in cmd:
+                return pid
+        return None
+
+    return wait_for(find, 30, "the prefect worker process under deploy.py start", interval=0.2)
+
+
+def test_stop_force_after_the_worker_died_leaves_no_bridge(stack: Stack) -> None:
+    """docs/operations.md: a run whose worker died stays RUNNING; status says so; stop --force ends it."""
+    env, server = stack.env, stack.server
+    ensure_deployment(stack)
+    launcher = stack.start_worker()
+    flow_pid = bridge_pid = None
+    try:
+        started = deploy_py(env, "run")
+        assert started.returncode == 0, describe(started)
+        run_id = run_id_from(started.stdout)
+        server.wait_state(run_id, {"RUNNING"}, 90)
+        bridge = wait_for(lambda: (b := bridges_for(stack.scans)) and len(b) == 1 and b[0], 90, "the run's bridge")
+        bridge_pid, flow_pid = bridge.pid, bridge.ppid()
+
+        os.kill(prefect_worker_pid(launcher), signal.SIGKILL)
+        wait_for(lambda: not launcher.alive(), 30, "deploy.py start to end with its worker")
+        # The daemon goes on without its worker, and nothing tells the API.
+        assert not gone_or_zombie(flow_pid) and not gone_or_zombie(bridge_pid)
+        assert server.run_state(run_id)[0] == "RUNNING"
+
+        status = wait_for(lambda: (r := deploy_py(env, "status")) and "0 worker(s) online" in r.stdout and r,
+                          60, "deploy.py status to see no worker online", interval=1)
+        assert status.returncode == 1, describe(status)
+        assert "  ! no worker online: `python deploy.py start`" in status.stdout, describe(status)
+        assert "  ! run RUNNING but no worker online" in status.stdout, describe(status)
+
+        forced = deploy_py(env, "stop", "--force")
+        assert forced.returncode == 0, describe(forced)
+        assert "forced to CANCELLED" in forced.stdout, describe(forced)
+        wait_for(lambda: gone_or_zombie(flow_pid), 30, f"the orphaned daemon (flow process {flow_pid}) to be gone")
+        wait_for(lambda: gone_or_zombie(bridge_pid), 10, f"bridge {bridge_pid} to be gone")
+        assert bridges_for(stack.scans) == [], "no bridge, and no daemon left to start another"
+        state, _name, message = server.run_state(run_id)
+        assert state == "CANCELLED", (state, message)
+        assert message == "forced by deploy.py stop --force", message
+
+        # The concurrency slot is free again: the next run starts a bridge.
+        stack.worker = None
+        launcher.stop(signal.SIGINT)
+        again_worker = stack.start_worker()
+        again = deploy_py(env, "run")
+        assert again.returncode == 0, describe(again)
+        again_id = run_id_from(again.stdout)
+        server.wait_state(again_id, {"RUNNING"}, 90)
+        wait_for(lambda: len(bridges_for(stack.scans)) == 1, 90, "the next run's bridge")
+        stopped = deploy_py(env, "stop")
+        assert stopped.returncode == 0, describe(stopped)
+        assert server.run_state(again_id)[0] == "CANCELLED"
+        assert again_worker.stop(signal.SIGINT, timeout=30) == 0, again_worker.tail()
+        stack.worker = None
+    finally:
+        for pid in (flow_pid, bridge_pid):
+            if pid is not None and not gone_or_zombie(pid):
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(pid).kill()
+
+
+def test_status_names_a_run_stuck_in_cancelling(stack: Stack) -> None:
+    """A run set to CANCELLING with no worker to act stays there; status names it, stop --force ends it."""
+    env, server = stack.env, stack.server
+    ensure_deployment(stack)
+    assert stack.worker is None, "no worker may run for this test"
+    with SyncPrefectClient(server.url) as client:
+        deployment = client.read_deployment_by_name("scan-bridge-daemon/scan-bridge-daemon")
+        run = client.create_flow_run_from_deployment(deployment.id)
+        try:
+            client.set_flow_run_state(run.id, Running(), force=True)
+            # A CANCELLING that began five minutes ago (status calls one older than a minute stuck).
+            stuck_since = Cancelling(message="test: worker gone", timestamp=datetime.now(UTC) - timedelta(minutes=5))
+            client.set_flow_run_state(run.id, stuck_since, force=True)
+            assert server.run_state(str(run.id))[0] == "CANCELLING"
+
+            # A worker stopped by an earlier test counts as online until 3 heartbeats (6 s) have passed.
+            status = wait_for(lambda: (r := deploy_py(env, "status")) and "0 worker(s) online" in r.stdout and r,
+                              60, "deploy.py status to see no worker online", interval=1)
+            assert status.returncode == 1, describe(status)
+            assert f"{run.name} CANCELLING since" in status.stdout, describe(status)
+            assert "  ! run stuck in CANCELLING (its worker is gone?): `python deploy.py stop --force`" in status.stdout, (
+                describe(status))
+
+            forced = deploy_py(env, "stop", "--force")
+            assert forced.returncode == 0, describe(forced)
+            assert f"{run.name}: forced to CANCELLED" in forced.stdout, describe(forced)
+            assert server.run_state(str(run.id))[0] == "CANCELLED"
+        finally:
+            if server.run_state(str(run.id))[0] not in TERMINAL:  # never leave the slot held for later tests
+                client.set_flow_run_state(run.id, Cancelled(message="test cleanup"), force=True)
+
+
+def test_health_exit_codes_follow_the_data(stack: Stack, hazelcast_cluster, tmp_path: Path) -> None:
+    """README: deploy.py health exits 0 healthy, 1 warning, 2 stale/missing/down; thresholds from SCAN_BRIDGE_*."""
+    maps = unique_maps()
+    empty = tmp_path / "no-scans"
+    empty.mkdir()
+    env = {**stack.env, **maps, "SCAN_BRIDGE_WATCH_DIR": str(empty)}
+    writer = hazelcast.HazelcastClient(**hazelcast_cluster.client_config())
+    try:
+        features = writer.get_map(maps["SCAN_BRIDGE_FEATURES_MAP"]).blocking()
+
+        def put(age_s: float) -> None:
+            features.set("latest_eigen_scan", HazelcastJsonValue(json.dumps(latest_doc(7, age_s))))
+            features.set("scan_bridge_heartbeat", HazelcastJsonValue(json.dumps(heartbeat_doc(0))))
+
+        missing = deploy_py(env, "health")
+        assert missing.returncode == 2, describe(missing)
+        assert missing.stdout.startswith("MISSING: "), describe(missing)
+
+        put(45)  # defaults: warning from 30 s, stale after 60 s
+        warning = deploy_py(env, "health")
+        assert warning.returncode == 1, describe(warning)
+        assert warning.stdout.startswith("WARNING: "), describe(warning)
+        as_json = deploy_py(env, "health", "--json")
+        assert as_json.returncode == 1, describe(as_json)
+        report = json.loads(as_json.stdout)
+        assert report["status"] == "warning" and report["scan_number"] == 7, report
+        assert report["message"].startswith("warning: ") and report["checked_at"], report
+
+        # The same data under a lower stale threshold (SCAN_BRIDGE_STALE_AFTER_S) is stale.
+        stricter = deploy_py({**env, "SCAN_BRIDGE_WARN_AFTER_S": "10", "SCAN_BRIDGE_STALE_AFTER_S": "20"}, "health")
+        assert stricter.returncode == 2, describe(stricter)
+        assert stricter.stdout.startswith("STALE (SCANNER SILENT): "), describe(stricter)
+
+        put(600)
+        stale = deploy_py(env, "health")
+        assert stale.returncode == 2, describe(stale)
+        assert stale.stdout.startswith("STALE (SCANNER SILENT): "), describe(stale)
+
+        put(0)
+        healthy = deploy_py(env, "health")
+        assert healthy.returncode == 0, describe(healthy)
+        assert healthy.stdout.startswith("HEALTHY: "), describe(healthy)
+    finally:
+        writer.shutdown()

@@ -57,6 +57,7 @@ __all__ = [
     "Spawner",
     "Started",
     "default_spawner",
+    "spawn_dying_with_us",
 ]
 
 StreamName = Literal["stdout", "stderr"]
@@ -195,6 +196,17 @@ def default_spawner() -> Spawner:
         return _default_spawner
 
 
+def spawn_dying_with_us(argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(argv, **popen_kwargs)`` for a child that must not outlive this process.
+
+    Forked by the process-wide spawner thread with ``PR_SET_PDEATHSIG=SIGKILL`` (see the module
+    docstring): the one place that ties a child's life to ours; the bridge and the standalone
+    daemon's own Prefect server (:mod:`scan_bridge.prefect_server`) both start through it.
+    """
+    spawner = popen_kwargs.pop("spawner", None) or default_spawner()
+    return spawner.spawn(argv, preexec_fn=partial(_die_with_parent, os.getpid()), **popen_kwargs)
+
+
 # --------------------------------------------------------------------------------------------------
 # The child
 
@@ -263,16 +275,15 @@ class BridgeProcess:
         """
         if self._proc is not None:
             raise RuntimeError("a BridgeProcess starts once; make a new one to restart")
-        spawner = self._spawner or default_spawner()
-        proc = spawner.spawn(
+        proc = spawn_dying_with_us(
             self.argv,
+            spawner=self._spawner,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self._env,
             cwd=self._cwd,
             close_fds=True,
-            preexec_fn=partial(_die_with_parent, os.getpid()),
         )
         self._proc = proc
         self.started_at = datetime.now(UTC)

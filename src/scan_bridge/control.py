@@ -26,6 +26,9 @@ FULL_NAME = f"{FLOW}/{DEPLOYMENT}"
 ARTIFACT_KEY = "scan-bridge-health"
 DEFAULT_API = "http://127.0.0.1:4200/api"
 ACTIVE_STATES = ["RUNNING", "PENDING", "CANCELLING", "SCHEDULED"]
+FORCED_MESSAGE = "forced by deploy.py stop --force"
+#: A run CANCELLING for longer than this (seconds) is reported stuck even with a worker online.
+STUCK_CANCELLING_S = 60.0
 HEALTH_EXIT = {"healthy": 0, "warning": 1, "stale": 2, "missing": 2, "down": 2, "error": 3}
 
 
@@ -180,6 +183,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     from prefect.states import Cancelled, Cancelling
 
+    from .run_processes import stop_run_processes
     from .runfiles import kill_bridge_by_pidfile
 
     require_api()
@@ -194,9 +198,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
             return 0
         for run in runs:
             if args.force:
-                client.set_flow_run_state(run.id, Cancelled(message="forced by deploy.py stop --force"), force=True)
+                # CANCELLED first (frees the concurrency slot), then the run's daemon and bridge on
+                # this machine: a daemon that outlived its worker would otherwise restart the bridge.
+                client.set_flow_run_state(run.id, Cancelled(message=FORCED_MESSAGE), force=True)
+                stopped = stop_run_processes(str(run.id), args.timeout)
                 killed = kill_bridge_by_pidfile(str(run.id))
-                print(f"{run.name}: forced to CANCELLED" + (f"; killed bridge pid {killed}" if killed else ""))
+                found = sorted(set(stopped) | ({killed} if killed else set()))
+                print(f"{run.name}: forced to CANCELLED" + (
+                    f"; stopped its processes on this machine (pids {', '.join(map(str, found))})" if found else
+                    "; no process of it on this machine"))
             elif run.state_type.value == "CANCELLING":
                 print(f"{run.name}: already CANCELLING")
             else:
@@ -293,12 +303,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             since = run.state.timestamp if run.state is not None else None
             restarts = figures.get("restarts_total") if figures else None
             print(f"Flow run      : {run.name} {state} since {_age(since)} ago; restarts {restarts if restarts is not None else '—'}")
-            if state != "RUNNING":
+            if state == "CANCELLING":
+                # Only a worker turns CANCELLING into CANCELLED: with none online nobody will.
+                waited = (datetime.now(UTC) - since).total_seconds() if since is not None else None
+                if not online or (waited is not None and waited > STUCK_CANCELLING_S):
+                    problems.append("run stuck in CANCELLING (its worker is gone?): `python deploy.py stop --force`")
+                else:
+                    problems.append("run is being cancelled")
+            elif state != "RUNNING":
                 problems.append("no daemon running: `python deploy.py run`")
-            if state == "CANCELLING" and since is not None and (datetime.now(UTC) - since).total_seconds() > 60:
-                problems.append("run stuck in CANCELLING (its worker is gone?): `python deploy.py stop --force`")
             if state == "RUNNING" and not online:
-                problems.append("run RUNNING but no worker online: if the daemon is gone too, `python deploy.py stop --force`")
+                problems.append("run RUNNING but no worker online: `python deploy.py stop --force` on its machine (stops a daemon left behind), then start a worker")
         elif deployment is not None:
             print("Flow run      : none yet")
             problems.append("`python deploy.py run`")
@@ -412,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="start a flow run of the deployment", description="Start a flow run of the deployment.").set_defaults(func=cmd_run)
     stop = sub.add_parser("stop", help="cancel the running daemon (its bridge goes with it)",
                           description="Cancel the active run(s) of the deployment; the bridge goes with them.")
-    stop.add_argument("--force", action="store_true", help="mark runs CANCELLED without a worker (a run whose worker died), freeing the concurrency slot, and kill a local bridge left behind")
-    stop.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cancellation (default 30)")
+    stop.add_argument("--force", action="store_true", help="mark runs CANCELLED without a worker (a run whose worker died), freeing the concurrency slot, and stop the run's daemon and bridge if they still run on this machine")
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cancellation (with --force: for the run's killed processes to be gone) (default 30)")
     stop.set_defaults(func=cmd_stop)
     sub.add_parser("status", help="one screen: API, pool and workers, deployment, run, health; exit 1 if anything is wrong",
                    description="One screen: Prefect API, work pool and workers, deployment, the current or last run, the latest health. Exit 1 when something is wrong.").set_defaults(func=cmd_status)

@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -319,6 +320,35 @@ def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
     }
 
 
+def survive_lost_console() -> int:
+    """Make Prefect's console log handlers go quiet, not exit, when the console's pipe breaks; how many.
+
+    A process worker reads the flow process's output through a pipe. When the worker dies (SIGKILL,
+    OOM) the next log line hits a broken pipe, and rich, which Prefect's console handler writes
+    through, answers that with ``SystemExit(1)`` (``Console.on_broken_pipe``), which ``logging`` does
+    not catch: it ended the daemon mid-check and its run Crashed, by accident of whichever line came
+    first. rich documents overriding ``on_broken_pipe`` for this; ours keeps rich's silencing and
+    drops the exit, so the daemon goes on supervising the bridge and logging to the API, and
+    ``deploy.py stop --force`` ends it deliberately (docs/operations.md).
+    """
+    import logging
+
+    from rich.console import Console
+
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    patched = 0
+    for logger in loggers:
+        for handler in logger.handlers:
+            console = getattr(handler, "console", None)
+            if isinstance(console, Console) and not getattr(console, "_scan_bridge_quiet_on_broken_pipe", False):
+                console.on_broken_pipe = partial(setattr, console, "quiet", True)  # type: ignore[method-assign]
+                console._scan_bridge_quiet_on_broken_pipe = True  # type: ignore[attr-defined]
+                patched += 1
+    return patched
+
+
 def _kill_bridge_by_pidfile(flow: Any, flow_run: Any, state: Any) -> None:
     """Hook for on_cancellation / on_crashed: kills the bridge only if it is still the very process recorded."""
     kill_bridge_by_pidfile(str(flow_run.id))
@@ -344,6 +374,7 @@ def scan_bridge_daemon_flow(
     restart_on_any_stale: bool | None = None,
 ) -> Any:
     """Parameters left empty come from ``SCAN_BRIDGE_*`` environment variables (then the defaults)."""
+    survive_lost_console()
     logger = get_run_logger()
     overrides = {
         name: value
@@ -430,11 +461,21 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main() -> int:
-    """``python -m scan_bridge.daemon_flow``: 0 when stopped by Ctrl+C or SIGTERM, 1 when the run failed."""
+    """``python -m scan_bridge.daemon_flow``: 0 when stopped by Ctrl+C or SIGTERM, 1 when the run failed.
+
+    Without ``PREFECT_API_URL`` it first starts a Prefect server of its own that dies with it
+    (:mod:`scan_bridge.prefect_server`), instead of Prefect's temporary one that outlived a SIGKILL.
+    """
+    from .prefect_server import ServerStartError, ensure_api
+
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        ensure_api()  # no PREFECT_API_URL: a server of our own that dies with us, not Prefect's temporary one
         state = scan_bridge_daemon_flow(return_state=True)
+    except ServerStartError as exc:
+        print(f"scan-bridge daemon: {exc}", file=sys.stderr)
+        return 1
     except (KeyboardInterrupt, SystemExit):
         return 0
     except BaseException as exc:  # Prefect's TerminationSignal on SIGTERM
