@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -335,3 +337,53 @@ def test_no_busy_loop_while_the_cluster_is_away(scans):
     now[0] += 60  # the retry time has long passed, the cluster is still away
     bridge._tick()
     assert bridge._next_due() > now[0], "the loop would wait with a zero timeout, i.e. spin"
+
+
+def _mixed_tree(root: Path) -> None:
+    """A scanner's folder as found in the wild: date folders beside folders that are not dates."""
+    for name in ("logs", "archive", "quarantine", "tmp", "zzz", "bad"):
+        (root / name).mkdir()
+    (root / "logs" / "scanner.log").write_text("started\n")
+    write(root, 1, day="2026-03-22")
+    write(root, 2, day="2026-03-23")
+    write(root, 3, day="2026-03-24")
+
+
+@pytest.mark.parametrize("observer", ["native", "polling"])
+def test_new_scans_anywhere_reach_hazelcast_whatever_the_folders_are_called(tmp_path, scans, env, view, observer):
+    _mixed_tree(scans)
+    outside = tmp_path / "outside" / "2026-03-27"
+    args = ("--observer", observer, "--poll-interval-s", "0.2")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged(f"{observer} observer")
+        wait_for(lambda: view.history_keys() == {1, 2, 3}, 30, "the backlog")
+        steps: list[tuple[str, Callable[[], None], set[int]]] = [
+            ("today's date folder, beside logs/ and zzz/", lambda: [write(scans, n) for n in (4, 5)], {4, 5}),
+            ("a non-date folder created mid-run", lambda: ((scans / "zzzz").mkdir(), write(scans, 6)), {6}),
+            ("midnight: a new date folder", lambda: write(scans, 7, day="2026-03-25"), {7}),
+            ("nested YYYY/MM/DD", lambda: write(scans, 8, day="2026/03/25"), {8}),
+            ("flat, at the top", lambda: write_scan(scans / "scan_000009_120000.arrow", 9, 20), {9}),
+            ("a folder moved in full", lambda: (
+                [write(outside.parent, n, day="2026-03-27") for n in (10, 11)],
+                shutil.move(str(outside), str(scans / "2026-03-27")),
+            ), {10, 11}),
+            ("a folder renamed", lambda: ((scans / "2026-03-27").rename(scans / "2026-03-28"), write(scans, 12, day="2026-03-28")), {12}),
+        ]
+        expected = {1, 2, 3}
+        for what, act, numbers in steps:
+            act()
+            expected |= numbers
+            wait_for(lambda: expected <= view.history_keys(), 30, f"scans {sorted(numbers)}: {what}")
+        assert view.latest()["scan_number"] == 12
+        assert bridge.proc.poll() is None
+
+
+def test_the_periodic_rescan_recovers_a_scan_whose_event_was_lost(tmp_path, scans, env, view):
+    # A poller that never polls stands for a watcher that missed the file: only the rescan can find it.
+    args = ("--observer", "polling", "--poll-interval-s", "3600", "--rescan-interval-s", "1")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged("Watching")
+        write(scans, 1)
+        wait_for(lambda: view.history_keys() == {1}, 30, "the scan found by the rescan")
+        write(scans, 2, day="2026/03/25")
+        wait_for(lambda: view.history_keys() == {1, 2}, 30, "a nested one too")

@@ -28,17 +28,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .discovery import iter_newest, newest_files, scan_number_from_name
+from .discovery import FolderTree, newest_files, scan_number_from_name
 from .logs import fields, setup_logging
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanRecord, read_scan
 from .settings import BridgeSettings, describe_validation_error
 from .sink import PendingPush, ScanSink, SinkUnavailable
-from .watcher import DirSeen, FileSeen, ScanWatcher
+from .watcher import DirSeen, FileSeen, Overflow, ScanWatcher
 
 log = logging.getLogger("scan_bridge.service")
 
-RESCAN_INTERVAL_S = 60.0  # safety net for lost file events (inotify queue overflow, missed polls)
-RESCAN_FILES = 50
+RESCAN_FILES = 50  # the periodic rescan (every rescan_interval_s) looks at this many of the newest files
 RETRY_FIRST_S = 0.01
 RETRY_MAX_S = 0.25
 REMEMBERED_PATHS = 200_000
@@ -70,7 +69,7 @@ class Stop:
     reason: str
 
 
-Message = FileSeen | DirSeen | SinkReady | SinkFailed | ClusterState | Stop
+Message = FileSeen | DirSeen | Overflow | SinkReady | SinkFailed | ClusterState | Stop
 
 
 @dataclass(slots=True)
@@ -145,7 +144,7 @@ class Bridge:
         now = clock()
         self._heartbeat_due = now
         self._summary_due = now + settings.summary_interval_s
-        self._rescan_due = now + RESCAN_INTERVAL_S
+        self._rescan_due = now + settings.rescan_interval_s
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -198,10 +197,14 @@ class Bridge:
                     else:
                         pending.next_try = self.clock()
             case DirSeen(path):
-                if self._watcher is not None:
-                    self._watcher.follow(path)
-                for file in iter_newest(path):  # files that landed before the watch did
+                # Files that landed before the folder's watch did (a folder moved in arrives full);
+                # only the newest `retention` can matter, oldest first like a catch-up.
+                for file in reversed(newest_files(path, self.settings.retention, tree=FolderTree(path))):
                     self._handle(FileSeen(file))
+            case Overflow(reason):
+                log.warning("File events may have been lost (%s); reconciling from disk", reason,
+                            extra=fields(reason=reason))
+                self._reconcile_due = self.clock()
             case SinkReady(sink):
                 self.sink = sink
                 self.connected = True
@@ -261,9 +264,7 @@ class Bridge:
             self._summary_due = now + self.settings.summary_interval_s
             self._summary()
         if now >= self._rescan_due:
-            self._rescan_due = now + RESCAN_INTERVAL_S
-            if self._watcher is not None:
-                self._watcher.retire()
+            self._rescan_due = now + self.settings.rescan_interval_s
             for path in newest_files(self.settings.watch_dir, RESCAN_FILES):
                 if path not in self._finished and path not in self._pending:
                     self._handle(FileSeen(path))
@@ -448,16 +449,14 @@ class Bridge:
 
     def _start_watcher(self) -> None:
         s = self.settings
-        self._watcher = ScanWatcher(
-            s.watch_dir, self.queue.put, kind=s.observer, poll_interval_s=s.poll_interval_s, recent_dirs=s.watch_recent_dirs
-        )
+        self._watcher = ScanWatcher(s.watch_dir, self.queue.put, kind=s.observer, poll_interval_s=s.poll_interval_s)
         self._watcher.start()
         log.info(
-            "Watching %s (%s observer, following %s)",
+            "Watching %s (%s observer, %d folders)",
             s.watch_dir,
             self._watcher.kind,
-            ", ".join(p.name for p in self._watcher.followed) or "the top folder only",
-            extra=fields(observer=self._watcher.kind),
+            self._watcher.folders,
+            extra=fields(observer=self._watcher.kind, folders=self._watcher.folders),
         )
         # Files that landed between the reconcile's listing and the watch starting.
         for path in newest_files(s.watch_dir, RESCAN_FILES):
@@ -504,6 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scan-bridge: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.log_format, settings.log_level)
+    if settings.watch_recent_dirs is not None:
+        log.warning(
+            "--watch-recent-dirs / SCAN_BRIDGE_WATCH_RECENT_DIRS is obsolete and ignored: every folder under the watch dir is followed"
+        )
     bridge = Bridge(settings)
     _install_signal_handlers(bridge)
     return bridge.run()
