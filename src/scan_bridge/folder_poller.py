@@ -151,10 +151,10 @@ class FolderPoller:
             state.changed_at = now
             self._list(watch, path, state, report=True, since_ns=since_ns)
         elif state.names is not None:
-            if now - state.changed_at < SETTLE_S or now - state.listed_at >= FULL_RELIST_S:
-                self._list(watch, path, state, report=True)
-            elif now - state.changed_at >= HOT_S:
+            if now - state.changed_at >= HOT_S:
                 state.names = None  # cold: stat only, from now on
+            elif now - state.changed_at < SETTLE_S or now - state.listed_at >= FULL_RELIST_S:
+                self._list(watch, path, state, report=True)
 
     def _list(self, watch: _Watch, path: str, state: _Folder, *, report: bool, since_ns: int | None = None) -> None:
         """List a folder; report new files and new folders (a cold folder: files changed since ``since_ns``)."""
