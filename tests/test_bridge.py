@@ -387,3 +387,57 @@ def test_the_periodic_rescan_recovers_a_scan_whose_event_was_lost(tmp_path, scan
         wait_for(lambda: view.history_keys() == {1}, 30, "the scan found by the rescan")
         write(scans, 2, day="2026/03/25")
         wait_for(lambda: view.history_keys() == {1, 2}, 30, "a nested one too")
+
+
+def _puts(bridge: BridgeRunner) -> list[int]:
+    """Sizes of the bridge's put_all calls (its debug line per put)."""
+    return [line["fields"]["put_all"] for line in bridge.lines() if "put_all" in line.get("fields", {})]
+
+
+@pytest.mark.parametrize("observer", ["native", "polling"])
+def test_a_full_folder_moved_in_is_pushed_like_a_catch_up(tmp_path, scans, env, view, observer):
+    """A day's folder moved in at once: batches of batch_size, and only what retention keeps."""
+    retention, batch = 150, 40
+    outside = tmp_path / "outside"
+    for n in range(1, 401):
+        write(outside, n, day="2026-03-20", assets=5)
+    args = ("--observer", observer, "--poll-interval-s", "0.2", "--retention", str(retention),
+            "--batch-size", str(batch), "--log-level", "DEBUG")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged("Watching")
+        shutil.move(str(outside / "2026-03-20"), str(scans / "2026-03-20"))
+        newest = set(range(401 - retention, 401))
+        wait_for(lambda: newest <= view.history_keys(), 60, "the newest `retention` scans of the moved-in folder")
+        wait_for(lambda: (view.heartbeat() or {}).get("pushed_total") == retention, 10, "the heartbeat's count")
+        puts = _puts(bridge)
+        assert sum(puts) == retention, f"only what retention keeps is pushed: {puts}"
+        assert max(puts) <= batch, f"batches of at most batch_size: {puts}"
+        assert view.latest()["scan_number"] == 400
+
+
+def test_an_inotify_queue_overflow_triggers_a_full_reconcile(tmp_path, scans, env, view):
+    """More events at once than the kernel queues (fs.inotify.max_queued_events, 16,384): the scans
+    among them must all arrive, not just the newest 50 the periodic rescan looks at."""
+    retention = 300
+    staging = tmp_path / "staging"
+    for n in range(1, retention + 1):
+        write(staging, n, day="d", assets=5)
+    (scans / "2026-03-24").mkdir()
+    (scans / "junk").mkdir()
+    args = ("--observer", "native", "--retention", str(retention))
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged("Watching")
+        # The bridge is stopped (SIGSTOP) while the burst happens, so nobody reads its inotify queue:
+        # 20,000 names (40,000 events) overflow it for certain, and the scans linked in after them
+        # have no event at all. It reads the queue again after SIGCONT.
+        bridge.proc.send_signal(signal.SIGSTOP)
+        try:
+            subprocess.run(
+                f"cd {scans / 'junk'} && seq 1 20000 | sed 's/$/.tmp/' | xargs touch && cp -l {staging / 'd'}/*.arrow {scans / '2026-03-24'}/",
+                shell=True, check=True, timeout=120,
+            )
+        finally:
+            bridge.proc.send_signal(signal.SIGCONT)
+        bridge.wait_logged("File events may have been lost (inotify event queue overflowed); reconciling from disk", 60)
+        wait_for(lambda: view.history_keys() == set(range(1, retention + 1)), 60, f"all {retention} scans of the burst")
+        assert bridge.proc.poll() is None

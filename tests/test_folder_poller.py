@@ -11,7 +11,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from scan_bridge import folder_poller
 from scan_bridge.discovery import MTIME_SLACK_S
-from scan_bridge.folder_poller import FULL_RELIST_S, HOT_S, SETTLE_S, FolderPoller
+from scan_bridge.folder_poller import COLD_POLL_S, FULL_RELIST_S, HOT_S, SETTLE_S, FolderPoller
 
 
 class Recorder(FileSystemEventHandler):
@@ -169,3 +169,20 @@ def test_nested_folders_created_at_any_depth_are_reported_with_their_files(tmp_p
     now[0] += 1
     poller.poll_once()
     assert recorder.events[-1] == (str(deep / "scan_2.arrow"), False)
+
+
+def test_a_cold_day_folder_is_looked_at_every_cold_poll_only_but_the_top_every_poll(tmp_path: Path) -> None:
+    make_year(tmp_path, days=3)
+    poller, recorder, now = make(tmp_path)
+    now[0] += 1
+    poller.poll_once()  # every folder's first look
+    late = tmp_path / "2025-001" / "scan_999999_000000.arrow"
+    late.write_bytes(b"x")
+    new_day = tmp_path / "2025-999"
+    new_day.mkdir()
+    now[0] += 1
+    poller.poll_once()
+    assert [e for e in recorder.events if "scan_0000" not in e[0]] == [(str(new_day), True)], "a new day at once"
+    now[0] += COLD_POLL_S
+    poller.poll_once()
+    assert (str(late), False) in recorder.events, "a late scan in a quiet old folder within COLD_POLL_S"

@@ -17,7 +17,11 @@ tree (a year of date folders is ~380) and lists one only when its mtime changed.
 * **cold** (unchanged for ``HOT_S``): only ``stat``-ed, their names dropped (memory stays that of the
   recent folders, not of years of names). When a cold folder changes, it is listed and the files
   created, renamed or modified since its previous mtime (minus ``MTIME_SLACK_S``) are reported; then
-  it is hot again.
+  it is hot again. A cold folder without sub-folders (last year's day folders) is ``stat``-ed every
+  ``COLD_POLL_S`` only: ``stat`` costs ~7 µs here, and a year of them every second was measurably
+  more than a day (docs/performance.md). The root and every folder with sub-folders are looked at
+  on every poll, so a new folder (a new day, at any depth) is seen within one interval; a late scan
+  written into an old, quiet day folder is seen within ``COLD_POLL_S``.
 
 New folders at any depth are reported (a ``DirCreatedEvent``) with every file in them. Events go to
 the same handler as watchdog's, so everything downstream is shared with the native observer.
@@ -39,6 +43,7 @@ from .discovery import MTIME_SLACK_S, Folder, FolderTree, is_followed_folder, is
 SETTLE_S = 3.0
 FULL_RELIST_S = 30.0
 HOT_S = 600.0
+COLD_POLL_S = 10.0
 
 
 @dataclass(slots=True)
@@ -48,6 +53,7 @@ class _Folder:
     names: set[str] | None = None  # None: cold, names not kept
     changed_at: float = 0.0
     listed_at: float = 0.0
+    next_poll: float = 0.0
 
 
 @dataclass(slots=True)
@@ -125,10 +131,15 @@ class FolderPoller:
         """One round over every watched folder (the thread calls this every ``interval_s``)."""
         with self._lock:
             watches = list(self._watches.values())
+        now = self._clock()
         for watch in watches:
-            for path in list(watch.folders):
+            for path, state in list(watch.folders.items()):
+                if state.names is None and not state.dirs and path != watch.root:
+                    if now < state.next_poll:
+                        continue  # a cold leaf: every COLD_POLL_S
+                    state.next_poll = now + COLD_POLL_S
                 if path in watch.folders:  # not dropped meanwhile with a vanished parent
-                    self._poll(watch, path)
+                    self._poll(watch, path, now)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -137,9 +148,8 @@ class FolderPoller:
             except Exception:  # a vanished mount must not end polling for good
                 continue
 
-    def _poll(self, watch: _Watch, path: str) -> None:
+    def _poll(self, watch: _Watch, path: str, now: float) -> None:
         state = watch.folders[path]
-        now = self._clock()
         try:
             mtime_ns = os.stat(path).st_mtime_ns
         except OSError:

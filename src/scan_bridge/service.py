@@ -248,13 +248,21 @@ class Bridge:
 
     def _tick(self) -> None:
         now = self.clock()
-        ready = []
-        for path in [p for p, pending in self._pending.items() if pending.next_try <= now]:
-            record = self._try(path, now)
-            if record is not None:
-                ready.append(record)
-        if ready:
-            self._push(ready)
+        due = [p for p, pending in self._pending.items() if pending.next_try <= now]
+        if len(due) > self.settings.retention:
+            due = self._within_retention(due)
+        if due:
+            # The live path batches like a catch-up: a folder of thousands moved in at once (or a
+            # burst after an overflow) is read and pushed batch_size at a time, one batch in flight,
+            # and scans below the retention floor are not pushed to be trimmed at once.
+            if self.connected and self.sink is not None:
+                self._push_from_disk(due, set())
+            # Without a cluster (or after a failed push) what is left is not read now: the reconcile
+            # on reconnect (or the one the failure scheduled) pushes it from disk.
+            for path in due:
+                pending = self._pending.get(path)
+                if pending is not None and pending.next_try <= now:
+                    del self._pending[path]
         if self._reconcile_due is not None and now >= self._reconcile_due and self.connected:
             self._reconcile()
         if now >= self._heartbeat_due:
@@ -268,6 +276,16 @@ class Bridge:
             for path in newest_files(self.settings.watch_dir, RESCAN_FILES):
                 if path not in self._finished and path not in self._pending:
                     self._handle(FileSeen(path))
+
+    def _within_retention(self, due: list[Path]) -> list[Path]:
+        """Of more files than history keeps, those that can be kept: the newest ``retention`` by the
+        number in their names (oldest first; names without a number are kept). The others would be
+        trimmed as soon as pushed; they are dropped unread, as a catch-up never lists them."""
+        numbered = sorted((n, p) for p in due if (n := scan_number_from_name(p)) is not None)
+        dropped = {p for _, p in numbered[: max(0, len(numbered) - self.settings.retention)]}
+        for path in dropped:
+            del self._pending[path]
+        return [p for p in due if p not in dropped]
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -312,13 +330,10 @@ class Bridge:
 
     # -- Hazelcast --------------------------------------------------------------------------------
 
-    def _push(self, records: list[ScanRecord]) -> bool:
-        pending = self._submit(records)
-        return pending is not None and self._finish(pending)
-
     def _submit(self, records: list[ScanRecord]) -> PendingPush | None:
         if self.sink is None or not self.connected:
             return None  # nothing lost: the reconcile on reconnect pushes what is on disk
+        log.debug("put_all of %d scans", len(records), extra=fields(put_all=len(records)))
         try:
             return self.sink.submit(records)
         except Exception as exc:
@@ -377,7 +392,7 @@ class Bridge:
             )
 
     def _push_from_disk(self, paths: Iterable[Path], present: set[int]) -> int | None:
-        """Read and push in batches, one batch in flight while the next is read.
+        """Read and push in batches, one batch in flight while the next is read (catch-up and live path).
 
         Returns how many were pushed, or None if the cluster failed us (the caller retries later).
         """
