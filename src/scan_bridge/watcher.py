@@ -197,6 +197,13 @@ class InotifyTree:
     # -- watchdog's WatchCallback protocol (called from the InotifyFD thread) ---------------------
 
     def on_event(self, event: InotifyEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # an exception here would end watchdog's reader thread: blind for good
+            log.exception("Could not handle an inotify event (%r); asking for a reconcile", event)
+            self._emit(Overflow("an inotify event could not be handled"))
+
+    def _on_event(self, event: InotifyEvent) -> None:
         with self._lock:
             folder = self._wd_path.get(event.wd)
         if folder is None or not event.name:
