@@ -441,3 +441,12 @@ def test_an_inotify_queue_overflow_triggers_a_full_reconcile(tmp_path, scans, en
         wait_for(lambda: view.history_keys() == set(range(1, retention + 1)), 60, f"all {retention} scans of the burst")
         assert bridge.wait_logged("File events may have been lost (inotify event queue overflowed); reconciling from disk", 5)
         assert bridge.proc.poll() is None
+
+
+def test_the_obsolete_watch_recent_dirs_is_accepted_with_a_warning(tmp_path, scans, env, view):
+    (scans / "zzz").mkdir()
+    with BridgeRunner(scans, {**env, "SCAN_BRIDGE_WATCH_RECENT_DIRS": "1"}, tmp_path / "bridge.log") as bridge:
+        assert "obsolete and ignored" in bridge.wait_logged("SCAN_BRIDGE_WATCH_RECENT_DIRS")
+        bridge.wait_logged("Watching")
+        write(scans, 1)
+        wait_for(lambda: view.history_keys() == {1}, 30, "a scan beside zzz/ with the old setting given")
