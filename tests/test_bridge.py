@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -352,3 +354,116 @@ def test_no_busy_loop_while_the_cluster_is_away(scans):
     now[0] += 60  # the retry time has long passed, the cluster is still away
     bridge._tick()
     assert bridge._next_due() > now[0], "the loop would wait with a zero timeout, i.e. spin"
+
+
+def _mixed_tree(root: Path) -> None:
+    """A scanner's folder as found in the wild: date folders beside folders that are not dates."""
+    for name in ("logs", "archive", "quarantine", "tmp", "zzz", "bad"):
+        (root / name).mkdir()
+    (root / "logs" / "scanner.log").write_text("started\n")
+    write(root, 1, day="2026-03-22")
+    write(root, 2, day="2026-03-23")
+    write(root, 3, day="2026-03-24")
+
+
+@pytest.mark.parametrize("observer", ["native", "polling"])
+def test_new_scans_anywhere_reach_hazelcast_whatever_the_folders_are_called(tmp_path, scans, env, view, observer):
+    _mixed_tree(scans)
+    outside = tmp_path / "outside" / "2026-03-27"
+    args = ("--observer", observer, "--poll-interval-s", "0.2")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged(f"{observer} observer")
+        wait_for(lambda: view.history_keys() == {1, 2, 3}, 30, "the backlog")
+        steps: list[tuple[str, Callable[[], None], set[int]]] = [
+            ("today's date folder, beside logs/ and zzz/", lambda: [write(scans, n) for n in (4, 5)], {4, 5}),
+            ("a non-date folder created mid-run", lambda: ((scans / "zzzz").mkdir(), write(scans, 6)), {6}),
+            ("midnight: a new date folder", lambda: write(scans, 7, day="2026-03-25"), {7}),
+            ("nested YYYY/MM/DD", lambda: write(scans, 8, day="2026/03/25"), {8}),
+            ("flat, at the top", lambda: write_scan(scans / "scan_000009_120000.arrow", 9, 20), {9}),
+            ("a folder moved in full", lambda: (
+                [write(outside.parent, n, day="2026-03-27") for n in (10, 11)],
+                shutil.move(str(outside), str(scans / "2026-03-27")),
+            ), {10, 11}),
+            ("a folder renamed", lambda: ((scans / "2026-03-27").rename(scans / "2026-03-28"), write(scans, 12, day="2026-03-28")), {12}),
+        ]
+        expected = {1, 2, 3}
+        for what, act, numbers in steps:
+            act()
+            expected |= numbers
+            wait_for(lambda: expected <= view.history_keys(), 30, f"scans {sorted(numbers)}: {what}")
+        assert view.latest()["scan_number"] == 12
+        assert bridge.proc.poll() is None
+
+
+def test_the_periodic_rescan_recovers_a_scan_whose_event_was_lost(tmp_path, scans, env, view):
+    # A poller that never polls stands for a watcher that missed the file: only the rescan can find it.
+    args = ("--observer", "polling", "--poll-interval-s", "3600", "--rescan-interval-s", "1")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged("Watching")
+        write(scans, 1)
+        wait_for(lambda: view.history_keys() == {1}, 30, "the scan found by the rescan")
+        write(scans, 2, day="2026/03/25")
+        wait_for(lambda: view.history_keys() == {1, 2}, 30, "a nested one too")
+
+
+def _puts(bridge: BridgeRunner) -> list[int]:
+    """Sizes of the bridge's put_all calls (its debug line per put)."""
+    return [line["fields"]["put_all"] for line in bridge.lines() if "put_all" in line.get("fields", {})]
+
+
+@pytest.mark.parametrize("observer", ["native", "polling"])
+def test_a_full_folder_moved_in_is_pushed_like_a_catch_up(tmp_path, scans, env, view, observer):
+    """A day's folder moved in at once: batches of batch_size, and only what retention keeps."""
+    retention, batch = 150, 40
+    outside = tmp_path / "outside"
+    for n in range(1, 401):
+        write(outside, n, day="2026-03-20", assets=5)
+    args = ("--observer", observer, "--poll-interval-s", "0.2", "--retention", str(retention),
+            "--batch-size", str(batch), "--log-level", "DEBUG")
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged("Watching")
+        shutil.move(str(outside / "2026-03-20"), str(scans / "2026-03-20"))
+        newest = set(range(401 - retention, 401))
+        wait_for(lambda: newest <= view.history_keys(), 60, "the newest `retention` scans of the moved-in folder")
+        wait_for(lambda: (view.heartbeat() or {}).get("pushed_total") == retention, 10, "the heartbeat's count")
+        puts = _puts(bridge)
+        assert sum(puts) == retention, f"only what retention keeps is pushed: {puts}"
+        assert max(puts) <= batch, f"batches of at most batch_size: {puts}"
+        assert view.latest()["scan_number"] == 400
+
+
+def test_an_inotify_queue_overflow_triggers_a_full_reconcile(tmp_path, scans, env, view):
+    """More events at once than the kernel queues (fs.inotify.max_queued_events, 16,384): the scans
+    among them must all arrive, not just the newest 50 the periodic rescan looks at."""
+    retention = 300
+    staging = tmp_path / "staging"
+    for n in range(1, retention + 1):
+        write(staging, n, day="d", assets=5)
+    (scans / "2026-03-24").mkdir()
+    (scans / "junk").mkdir()
+    args = ("--observer", "native", "--retention", str(retention))
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", *args) as bridge:
+        bridge.wait_logged("Watching")
+        # The bridge is stopped (SIGSTOP) while the burst happens, so nobody reads its inotify queue:
+        # 20,000 names (40,000 events) overflow it for certain, and the scans linked in after them
+        # have no event at all. It reads the queue again after SIGCONT.
+        bridge.proc.send_signal(signal.SIGSTOP)
+        try:
+            subprocess.run(
+                f"cd {scans / 'junk'} && seq 1 20000 | sed 's/$/.tmp/' | xargs touch && cp -l {staging / 'd'}/*.arrow {scans / '2026-03-24'}/",
+                shell=True, check=True, timeout=120,
+            )
+        finally:
+            bridge.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: view.history_keys() == set(range(1, retention + 1)), 60, f"all {retention} scans of the burst")
+        assert bridge.wait_logged("File events may have been lost (inotify event queue overflowed); reconciling from disk", 5)
+        assert bridge.proc.poll() is None
+
+
+def test_the_obsolete_watch_recent_dirs_is_accepted_with_a_warning(tmp_path, scans, env, view):
+    (scans / "zzz").mkdir()
+    with BridgeRunner(scans, {**env, "SCAN_BRIDGE_WATCH_RECENT_DIRS": "1"}, tmp_path / "bridge.log") as bridge:
+        assert "obsolete and ignored" in bridge.wait_logged("SCAN_BRIDGE_WATCH_RECENT_DIRS")
+        bridge.wait_logged("Watching")
+        write(scans, 1)
+        wait_for(lambda: view.history_keys() == {1}, 30, "a scan beside zzz/ with the old setting given")

@@ -1,22 +1,61 @@
 """Which files on disk are scans, and which are the newest, without walking years of history.
 
-A scanner writing every 5 s leaves ~17,000 files a day in date folders that nobody cleans up.
-Start-up reconciliation and the health check only ever need the *newest* files, so we walk the tree
-newest-first and lazily: sub-folders in descending name order (date folders sort by name), files in
-a folder by modification time. A caller that stops after N files has listed only the folders that
-hold those N files, whatever lies behind them.
+A scanner writing every 5 s leaves ~17,000 files a day in folders that nobody cleans up, named as
+it likes (``2026-03-24/``, ``2026/03/24/``, none at all) and beside folders that are not dates
+(``logs/``, ``archive/``, ``quarantine/``). Start-up reconciliation, the periodic rescan and the
+health check only ever need the *newest* files, and they must agree on what "newest" means: the
+file's modification time, the scan number in its name only breaking ties. Never a folder's name.
+
+Two facts keep that cheap:
+
+* A folder's own mtime changes exactly when a name is created, removed or renamed in it, so a file
+  was created no later than its folder's mtime (an in-place writer may touch the file up to
+  ``MTIME_SLACK_S`` later). Merging folders by their mtime, newest first, yields the newest files
+  while listing only the folders that can hold them: a year of old folders costs one ``stat`` each.
+* Walking the folders (not the files) is what finds nested trees. A directory with ``st_nlink == 2``
+  has no sub-folders on the usual Linux file systems (find's leaf optimisation), so a 17,000-file
+  leaf is only ``stat``-ed; a folder's list of sub-folders is cached against its mtime, so a repeated
+  walk (rescan every 60 s, health probe every 30 s) is one ``stat`` per folder.
+
+:class:`FolderTree` is that walk; :func:`iter_newest` / :func:`newest_files` the merge; the
+watchers (``watcher.py``, ``folder_poller.py``) use the same walk to decide where to look.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
 SCAN_SUFFIXES = (".arrow", ".arrows")
 _SCAN_NUMBER_IN_NAME = re.compile(r"scan_(\d+)")
+
+MTIME_SLACK_S = 60.0
+"""How much later than its folder's mtime a file's own mtime may be (an in-place writer finishing a
+file it created earlier; the bridge rejects a file still incomplete after 30 s by default)."""
+
+COARSE_MTIME_S = 2.0
+"""A folder modified this recently is re-listed on the next walk: file systems with a coarse mtime
+(1 s on some CIFS servers) can hide a second change within the same tick."""
+
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph", "glusterfs", "fuse.glusterfs", "lustre"}
+)
+NLINK_UNRELIABLE = frozenset({"cifs", "smb3", "smbfs", "9p", "vboxsf", "ncpfs"})
+"""File systems that report ``st_nlink == 2`` for a directory whatever it holds (the CIFS client
+fakes it when the server does not count links), so a folder there is always listed. Types starting
+with ``fuse`` are treated the same. Elsewhere a directory's nlink is 2 + its sub-folders, or 1
+(btrfs, overlayfs on merged folders) when not counted, which is listed anyway."""
+
+PROC_MOUNTS = "/proc/mounts"
+_TREES_KEPT = 8
 
 
 def is_scan_path(path: str | os.PathLike[str]) -> bool:
@@ -40,18 +79,53 @@ def scan_number_from_name(path: str | os.PathLike[str]) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _entries(directory: Path) -> tuple[list[os.DirEntry[str]], list[os.DirEntry[str]]]:
+def is_followed_folder(name: str) -> bool:
+    """Hidden folders (``.staging/``) are a writer's scratch space, not where scans are published."""
+    return not name.startswith(".")
+
+
+def filesystem_type(path: str | os.PathLike[str], mount_table: str | None = None) -> str:
+    """The type of the file system holding ``path``: the longest matching mount point.
+
+    ``mount_table`` is the text of a ``/proc/mounts``-style table (tests inject one); by default
+    ``/proc/mounts`` is read. ``unknown`` when nothing matches or the table cannot be read.
+    """
+    if mount_table is None:
+        try:
+            with open(PROC_MOUNTS, encoding="utf-8") as mounts:
+                mount_table = mounts.read()
+        except OSError:
+            return "unknown"
+    best, kind = "", "unknown"
+    target = os.path.realpath(path)
+    for line in mount_table.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount_point = parts[1].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, kind = mount_point, parts[2]
+    return kind
+
+
+def nlink_is_reliable(fs_type: str) -> bool:
+    """Whether ``st_nlink == 2`` proves that a directory on ``fs_type`` has no sub-folders."""
+    return fs_type not in NLINK_UNRELIABLE and not fs_type.startswith("fuse")
+
+
+def list_folder(path: str) -> tuple[list[os.DirEntry[str]], list[str]]:
+    """(scan files, followed sub-folder names) of one folder; an unreadable folder is empty."""
     files: list[os.DirEntry[str]] = []
-    dirs: list[os.DirEntry[str]] = []
+    dirs: list[str] = []
     try:
-        with os.scandir(directory) as it:
+        with os.scandir(path) as it:
             for entry in it:
-                if entry.name.startswith("."):
-                    continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        dirs.append(entry)
-                    elif entry.is_file() and is_scan_path(entry.name):
+                        if is_followed_folder(entry.name):
+                            dirs.append(entry.name)
+                    elif is_scan_path(entry.name) and entry.is_file():
                         files.append(entry)
                 except OSError:
                     continue
@@ -60,35 +134,124 @@ def _entries(directory: Path) -> tuple[list[os.DirEntry[str]], list[os.DirEntry[
     return files, dirs
 
 
-def _mtime(entry: os.DirEntry[str]) -> float:
-    try:
-        return entry.stat().st_mtime
-    except OSError:
-        return 0.0
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A folder under the watched root and its own modification time (when a name in it last changed)."""
+
+    path: str
+    mtime_ns: int
 
 
-def iter_newest(root: Path) -> Iterator[Path]:
-    """Scan files under ``root``, newest first, listing folders only as the caller asks for more.
+class FolderTree:
+    """Every (non-hidden, non-symlinked) folder under ``root``, re-listed only where something changed.
 
-    In each folder its own files come first (newest modification first), then its sub-folders in
-    descending name order, each walked the same way.
+    Thread-safe: the health check probes from a worker thread.
     """
-    files, dirs = _entries(root)
-    files.sort(key=lambda e: (_mtime(e), e.name), reverse=True)
-    for entry in files:
-        yield Path(entry.path)
-    dirs.sort(key=lambda e: e.name, reverse=True)
-    for entry in dirs:
-        yield from iter_newest(Path(entry.path))
+
+    def __init__(self, root: str | os.PathLike[str], *, trust_nlink: bool | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.root = os.fspath(root)
+        self.trust_nlink = nlink_is_reliable(filesystem_type(self.root)) if trust_nlink is None else trust_nlink
+        self._wall_clock = wall_clock
+        self._subdirs: dict[str, tuple[int, tuple[str, ...]]] = {}
+        self._lock = threading.Lock()
+        self.listed = 0  # folders listed by the walks so far (what the cache and the leaf test save)
+
+    def folders(self, visit: Callable[[str], None] | None = None) -> list[Folder]:
+        """Walk the folders top-down; ``visit(path)`` runs before a folder is looked into.
+
+        The native watcher adds its inotify watch in ``visit``: a sub-folder created after that is
+        reported by the watch, one created before is found by the walk, so none falls in between.
+        """
+        with self._lock:
+            out: list[Folder] = []
+            seen: dict[str, tuple[int, tuple[str, ...]]] = {}
+            stack = [self.root]
+            now_ns = int(self._wall_clock() * 1e9)
+            coarse_ns = int(COARSE_MTIME_S * 1e9)
+            while stack:
+                path = stack.pop()
+                if visit is not None:
+                    visit(path)
+                try:
+                    st = os.stat(path, follow_symlinks=path == self.root)
+                except OSError:
+                    continue
+                if path != self.root and not _is_dir(st.st_mode):
+                    continue
+                out.append(Folder(path, st.st_mtime_ns))
+                if self.trust_nlink and st.st_nlink == 2:
+                    continue  # a leaf: no sub-folders, however many files
+                cached = self._subdirs.get(path)
+                if cached is not None and cached[0] == st.st_mtime_ns:
+                    children = cached[1]
+                else:
+                    _, names = list_folder(path)
+                    self.listed += 1
+                    children = tuple(sorted(names))
+                if now_ns - st.st_mtime_ns >= coarse_ns:
+                    seen[path] = (st.st_mtime_ns, children)
+                stack.extend(os.path.join(path, name) for name in reversed(children))
+            self._subdirs = seen
+            return out
 
 
-def newest_files(root: Path, limit: int) -> list[Path]:
-    """The ``limit`` newest scan files under ``root``, newest first."""
-    return list(islice(iter_newest(root), limit))
+def _is_dir(mode: int) -> bool:
+    return (mode & 0o170000) == 0o040000
 
 
-def newest_subdirs(root: Path, count: int) -> list[Path]:
-    """The ``count`` newest direct sub-folders (by name) of ``root``: where new scans can appear."""
-    _, dirs = _entries(root)
-    dirs.sort(key=lambda e: e.name, reverse=True)
-    return [Path(entry.path) for entry in dirs[:count]]
+_trees: OrderedDict[str, FolderTree] = OrderedDict()
+_trees_lock = threading.Lock()
+
+
+def tree_for(root: str | os.PathLike[str]) -> FolderTree:
+    """A long-lived :class:`FolderTree` per root, so that repeated looks reuse its cache."""
+    key = os.path.realpath(root)
+    with _trees_lock:
+        tree = _trees.get(key)
+        if tree is None:
+            tree = _trees[key] = FolderTree(key)
+            while len(_trees) > _TREES_KEPT:
+                _trees.popitem(last=False)
+        _trees.move_to_end(key)
+        return tree
+
+
+def _sort_key(entry: os.DirEntry[str]) -> tuple[int, int, str] | None:
+    try:
+        mtime_ns = entry.stat(follow_symlinks=False).st_mtime_ns
+    except OSError:
+        return None
+    number = scan_number_from_name(entry.name)
+    return (-mtime_ns, -(number if number is not None else -1), entry.path)
+
+
+def iter_newest(root: str | os.PathLike[str], *, tree: FolderTree | None = None) -> Iterator[Path]:
+    """Scan files anywhere under ``root``, newest first (mtime, then scan number), listed lazily.
+
+    A folder is listed only once every file already found is older than what the folder can hold
+    (its mtime + ``MTIME_SLACK_S``), so a caller that stops after N files has listed only the folders
+    that can hold those N, however many lie behind them. ``tree`` defaults to the shared
+    :func:`tree_for` cache; pass a fresh :class:`FolderTree` to walk without one.
+    """
+    tree = tree_for(root) if tree is None else tree
+    folders = sorted(tree.folders(), key=lambda f: f.mtime_ns, reverse=True)
+    slack_ns = int(MTIME_SLACK_S * 1e9)
+    heap: list[tuple[int, int, str]] = []
+    index = 0
+    while True:
+        while index < len(folders) and (not heap or folders[index].mtime_ns + slack_ns >= -heap[0][0]):
+            files, _ = list_folder(folders[index].path)
+            for entry in files:
+                key = _sort_key(entry)
+                if key is not None:
+                    heapq.heappush(heap, key)
+            index += 1
+        if not heap:
+            return
+        yield Path(heapq.heappop(heap)[2])
+
+
+def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree | None = None) -> list[Path]:
+    """The ``limit`` newest scan files anywhere under ``root``, newest first (see :func:`iter_newest`)."""
+    return list(islice(iter_newest(root, tree=tree), limit))

@@ -38,19 +38,18 @@ from hazelcast.future import Future
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from .discovery import iter_newest, newest_files, scan_number_from_name
+from .discovery import FolderTree, newest_files, scan_number_from_name
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import fields, setup_logging
 from .read_guard import ReadGuard
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan
 from .settings import BridgeSettings, command_line_secret_warnings, describe_settings_error
 from .sink import PendingPush, ScanSink, SinkUnavailable
-from .watcher import DirSeen, FileSeen, ScanWatcher
+from .watcher import DirSeen, FileSeen, Overflow, ScanWatcher
 
 log = logging.getLogger("scan_bridge.service")
 
-RESCAN_INTERVAL_S = 60.0  # safety net for lost file events (inotify queue overflow, missed polls)
-RESCAN_FILES = 50
+RESCAN_FILES = 50  # the periodic rescan (every rescan_interval_s) looks at this many of the newest files
 RETRY_FIRST_S = 0.01
 RETRY_MAX_S = 0.25
 REMEMBERED_PATHS = 200_000
@@ -88,7 +87,7 @@ class Stop:
     reason: str
 
 
-Message = FileSeen | DirSeen | SinkReady | SinkFailed | ClusterState | Stop
+Message = FileSeen | DirSeen | Overflow | SinkReady | SinkFailed | ClusterState | Stop
 
 
 @dataclass(slots=True)
@@ -186,7 +185,7 @@ class Bridge:
         now = clock()
         self._heartbeat_due = now
         self._summary_due = now + settings.summary_interval_s
-        self._rescan_due = now + RESCAN_INTERVAL_S
+        self._rescan_due = now + settings.rescan_interval_s
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -256,10 +255,14 @@ class Bridge:
                     else:
                         pending.next_try = self.clock()
             case DirSeen(path):
-                if self._watcher is not None:
-                    self._watcher.follow(path)
-                for file in iter_newest(path):  # files that landed before the watch did
+                # Files that landed before the folder's watch did (a folder moved in arrives full);
+                # only the newest `retention` can matter, oldest first like a catch-up.
+                for file in reversed(newest_files(path, self.settings.retention, tree=FolderTree(path))):
                     self._handle(FileSeen(file))
+            case Overflow(reason):
+                log.warning("File events may have been lost (%s); reconciling from disk", reason,
+                            extra=fields(reason=reason))
+                self._reconcile_due = self.clock()
             case SinkReady(sink, generation):
                 if generation != self._generation or self._stopping:
                     sink.close()
@@ -374,13 +377,21 @@ class Bridge:
     def _tick(self) -> None:
         now = self.clock()
         self._watch_heartbeat(now)
-        ready = []
-        for path in [p for p, pending in self._pending.items() if pending.next_try <= now]:
-            record = self._try(path, now)
-            if record is not None:
-                ready.append(record)
-        if ready:
-            self._push(ready)
+        due = [p for p, pending in self._pending.items() if pending.next_try <= now]
+        if len(due) > self.settings.retention:
+            due = self._within_retention(due)
+        if due:
+            # The live path batches like a catch-up: a folder of thousands moved in at once (or a
+            # burst after an overflow) is read and pushed batch_size at a time, one batch in flight,
+            # and scans below the retention floor are not pushed to be trimmed at once.
+            if self.usable and not self._stop_requested:
+                self._push_from_disk(due, set())
+            # Without a cluster (or after a failed push) what is left is not read now: the reconcile
+            # on reconnect (or the one the failure scheduled) pushes it from disk.
+            for path in due:
+                pending = self._pending.get(path)
+                if pending is not None and pending.next_try <= now:
+                    del self._pending[path]
         if self._reconcile_due is not None and now >= self._reconcile_due and self.usable:
             self._reconcile()
         if now >= self._heartbeat_due:
@@ -390,12 +401,20 @@ class Bridge:
             self._summary_due = now + self.settings.summary_interval_s
             self._summary()
         if now >= self._rescan_due:
-            self._rescan_due = now + RESCAN_INTERVAL_S
-            if self._watcher is not None:
-                self._watcher.retire()
+            self._rescan_due = now + self.settings.rescan_interval_s
             for path in newest_files(self.settings.watch_dir, RESCAN_FILES):
                 if path not in self._finished and path not in self._pending:
                     self._handle(FileSeen(path))
+
+    def _within_retention(self, due: list[Path]) -> list[Path]:
+        """Of more files than history keeps, those that can be kept: the newest ``retention`` by the
+        number in their names (oldest first; names without a number are kept). The others would be
+        trimmed as soon as pushed; they are dropped unread, as a catch-up never lists them."""
+        numbered = sorted((n, p) for p in due if (n := scan_number_from_name(p)) is not None)
+        dropped = {p for _, p in numbered[: max(0, len(numbered) - self.settings.retention)]}
+        for path in dropped:
+            del self._pending[path]
+        return [p for p in due if p not in dropped]
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -465,16 +484,13 @@ class Bridge:
 
     # -- Hazelcast --------------------------------------------------------------------------------
 
-    def _push(self, records: list[ScanRecord]) -> bool:
-        pending = self._submit(records)
-        return pending is not None and self._finish(pending)
-
     def _submit(self, records: list[ScanRecord]) -> PendingPush | None:
         if not self.usable or self._stop_requested:
             self._reconcile_due = self._reconcile_due or self.clock()
             return None  # nothing lost: the reconcile on reconnect pushes what is on disk
         assert self.sink is not None
-        log.debug("pushing %d scans (#%d..#%d)", len(records), records[0].scan_number, records[-1].scan_number)
+        log.debug("pushing %d scans (#%d..#%d)", len(records), records[0].scan_number, records[-1].scan_number,
+                  extra=fields(put_all=len(records)))
         try:
             return self.sink.submit(records)
         except Exception as exc:
@@ -543,7 +559,7 @@ class Bridge:
             )
 
     def _push_from_disk(self, paths: Iterable[Path], present: set[int]) -> int | None:
-        """Read and push in batches, one batch in flight while the next is read.
+        """Read and push in batches, one batch in flight while the next is read (catch-up and live path).
 
         Returns how many were pushed, or None if the cluster failed us (the caller retries later).
         """
@@ -617,16 +633,14 @@ class Bridge:
 
     def _start_watcher(self) -> None:
         s = self.settings
-        self._watcher = ScanWatcher(
-            s.watch_dir, self.queue.put, kind=s.observer, poll_interval_s=s.poll_interval_s, recent_dirs=s.watch_recent_dirs
-        )
+        self._watcher = ScanWatcher(s.watch_dir, self.queue.put, kind=s.observer, poll_interval_s=s.poll_interval_s)
         self._watcher.start()
         log.info(
-            "Watching %s (%s observer, following %s)",
+            "Watching %s (%s observer, %d folders)",
             s.watch_dir,
             self._watcher.kind,
-            ", ".join(p.name for p in self._watcher.followed) or "the top folder only",
-            extra=fields(observer=self._watcher.kind),
+            self._watcher.folders,
+            extra=fields(observer=self._watcher.kind, folders=self._watcher.folders),
         )
         # Files that landed between the reconcile's listing and the watch starting.
         for path in newest_files(s.watch_dir, RESCAN_FILES):
@@ -679,6 +693,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_format, settings.log_level)
     for warning in command_line_secret_warnings(sys.argv[1:] if argv is None else argv):
         log.warning(warning)
+    if settings.watch_recent_dirs is not None:
+        log.warning(
+            "--watch-recent-dirs / SCAN_BRIDGE_WATCH_RECENT_DIRS is obsolete and ignored: every folder under the watch dir is followed"
+        )
     bridge = Bridge(settings)
     _install_signal_handlers(bridge)
     return bridge.run()

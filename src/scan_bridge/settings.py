@@ -270,10 +270,15 @@ class BridgeSettings(HazelcastSettings):
         description="native (inotify; local disks), polling (network mounts: CIFS/NFS), auto (polling on network mounts).",
     )
     poll_interval_s: float = Field(default=1.0, gt=0, description="Polling observer: seconds between looks.")
-    watch_recent_dirs: int = Field(
-        default=1,
+    watch_recent_dirs: int | None = Field(
+        default=None,
         ge=1,
-        description="How many of the newest sub-folders are watched beside the top folder (older ones for 10 more minutes).",
+        description="Obsolete, ignored (a warning is logged): every folder under the watch dir is followed.",
+    )
+    rescan_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between looks at the newest files on disk, a safety net for lost file events.",
     )
     complete_deadline_s: float = Field(
         default=30.0, gt=0, description="How long a file may stay incomplete (still being written) before it is rejected."

@@ -1,0 +1,127 @@
+"""Which files are the newest: by modification time (scan number breaks ties), never by folder name,
+and without listing folders that cannot hold them. Reconcile, rescan and the health probe all use it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from scan_bridge import discovery
+from scan_bridge.discovery import FolderTree, filesystem_type, newest_files, nlink_is_reliable
+from scan_bridge.health import probe_disk
+
+DAY = 86400
+
+
+def touch(path: Path, mtime: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(b"x")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def settle_folders(root: Path, mtime: float) -> None:
+    """Give every folder an old mtime (as a real history has), deepest first."""
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        os.utime(folder, (mtime, mtime))
+    os.utime(root, (mtime, mtime))
+
+
+def test_newest_is_by_modification_time_whatever_the_folders_are_called(tmp_path: Path) -> None:
+    now = time.time()
+    # Names sort opposite to age: 'zzz' and 'logs' sort after the dates, '2026-03-24' is today's.
+    touch(tmp_path / "zzz" / "scan_000001_000000.arrow", now - 3 * DAY)
+    touch(tmp_path / "logs" / "scan_000002_000000.arrow", now - 2 * DAY)
+    touch(tmp_path / "2026-03-23" / "scan_000003_000000.arrow", now - DAY)
+    touch(tmp_path / "2026-03-24" / "scan_000004_000000.arrow", now - 20)
+    touch(tmp_path / "2026" / "03" / "24" / "scan_000005_000000.arrow", now - 10)
+    touch(tmp_path / "scan_000006_000000.arrow", now - 5)  # flat, at the top
+    os.utime(tmp_path / "zzz", (now, now))  # a folder touched lately holds nothing new
+    os.utime(tmp_path / "2026-03-24", (now - 20, now - 20))
+    newest = newest_files(tmp_path, 10, tree=FolderTree(tmp_path))
+    assert [discovery.scan_number_from_name(p) for p in newest] == [6, 5, 4, 3, 2, 1]
+
+
+def test_reconcile_rescan_and_health_probe_agree_on_the_newest(tmp_path: Path) -> None:
+    now = time.time()
+    touch(tmp_path / "archive" / "scan_000100_000000.arrow", now - 100)
+    touch(tmp_path / "2026-03-24" / "scan_000200_000000.arrow", now - 50)
+    settle_folders(tmp_path, now - 200)
+    os.utime(tmp_path / "archive", (now - 100, now - 100))
+    os.utime(tmp_path / "2026-03-24", (now - 50, now - 50))
+    newest, complete = probe_disk(tmp_path, grace_s=10, now=now)
+    assert newest is not None and complete is not None
+    assert newest.path == str(tmp_path / "2026-03-24" / "scan_000200_000000.arrow")
+    assert Path(newest.path) == newest_files(tmp_path, 1)[0]
+
+
+def test_scan_number_breaks_a_tie_of_modification_times(tmp_path: Path) -> None:
+    stamp = time.time() - 100
+    for number in (7, 9, 8):
+        touch(tmp_path / "d" / f"scan_{number:06d}_000000.arrow", stamp)
+    assert [p.name[5:11] for p in newest_files(tmp_path, 3, tree=FolderTree(tmp_path))] == ["000009", "000008", "000007"]
+
+
+def test_a_year_of_folders_is_not_listed_to_find_the_newest(tmp_path: Path, monkeypatch) -> None:
+    now = time.time()
+    for day in range(60):
+        touch(tmp_path / f"2026-01-{day:03d}" / f"scan_{day:06d}_000000.arrow", now - (60 - day) * DAY)
+    settle_folders(tmp_path, now - 100 * DAY)
+    for day in range(60):
+        os.utime(tmp_path / f"2026-01-{day:03d}", (now - (60 - day) * DAY,) * 2)
+    listed: list[str] = []
+    real = discovery.list_folder
+    monkeypatch.setattr(discovery, "list_folder", lambda p: (listed.append(p), real(p))[1])
+    newest = newest_files(tmp_path, 2, tree=FolderTree(tmp_path))
+    assert [p.parent.name for p in newest] == ["2026-01-059", "2026-01-058"]
+    assert len(listed) <= 4, f"listed {len(listed)} of 61 folders: {listed}"
+
+
+def test_the_folder_walk_is_one_stat_per_folder_until_something_changes(tmp_path: Path) -> None:
+    for month in ("01", "02"):
+        for day in ("01", "02", "03"):
+            (tmp_path / "2026" / month / day).mkdir(parents=True)
+            (tmp_path / "2026" / month / day / "scan_000001_000000.arrow").write_bytes(b"x")
+    settle_folders(tmp_path, time.time() - 100)
+    tree = FolderTree(tmp_path, trust_nlink=True)
+    first = tree.folders()
+    assert len(first) == 1 + 1 + 2 + 6
+    assert tree.listed == 4, "leaves (nlink 2) are stat-ed, not listed"
+    tree.folders()
+    assert tree.listed == 4, "nothing changed: nothing listed"
+    (tmp_path / "2026" / "02" / "04").mkdir()
+    found = {f.path for f in tree.folders()}
+    assert str(tmp_path / "2026" / "02" / "04") in found
+    assert tree.listed == 5, "only the folder whose mtime changed is listed again"
+
+
+def test_without_trusted_link_counts_every_folder_is_listed(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    tree = FolderTree(tmp_path, trust_nlink=False)
+    assert {Path(f.path) for f in tree.folders()} == {tmp_path, tmp_path / "a", tmp_path / "a" / "b"}
+    assert tree.listed == 3
+
+
+MOUNTS = """\
+/dev/vda / ext4 rw,relatime 0 0
+server:/export /mnt/scans nfs4 rw,relatime 0 0
+//nas/share /mnt/nas cifs rw 0 0
+/dev/vdb /mnt/scans/local\\040disk ext4 rw 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/mnt/scans/2026", "nfs4"), ("/mnt/nas/x", "cifs"), ("/mnt/scans/local disk/a", "ext4"), ("/home", "ext4")],
+)
+def test_filesystem_type_from_an_injected_mount_table(path: str, expected: str) -> None:
+    assert filesystem_type(path, MOUNTS) == expected
+
+
+def test_link_counts_are_not_trusted_where_they_are_faked() -> None:
+    assert nlink_is_reliable("ext4") and nlink_is_reliable("nfs4") and nlink_is_reliable("btrfs")
+    assert not nlink_is_reliable("cifs") and not nlink_is_reliable("fuse.sshfs")
