@@ -386,8 +386,15 @@ class Bridge:
             # and scans below the retention floor are not pushed to be trimmed at once.
             if self.usable and not self._stop_requested:
                 self._push_from_disk(due, set())
-            # Without a cluster (or after a failed push) what is left is not read now: the reconcile
-            # on reconnect (or the one the failure scheduled) pushes it from disk.
+            else:
+                # Held (no cluster, or a silent member): read on, so that a bad file is rejected now;
+                # the reconcile on return pushes the good ones from disk.
+                self._reconcile_due = self._reconcile_due or now
+                for path in due:
+                    if path in self._pending:
+                        self._try(path, now)
+            # What is left (a failed push) is not read again now: the reconcile on reconnect (or the
+            # one the failure scheduled) pushes it from disk.
             for path in due:
                 pending = self._pending.get(path)
                 if pending is not None and pending.next_try <= now:
