@@ -173,6 +173,7 @@ class Bridge:
         self._holding = False
         self._heartbeat_future: Future[Any] | None = None
         self._heartbeat_sent = 0.0
+        self._idle_at = clock()  # when the loop last waited for a message: a heartbeat between files after that is "busy"
         self._watcher: ScanWatcher | None = None
         self._pending: dict[Path, _Pending] = {}
         self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
@@ -206,7 +207,8 @@ class Bridge:
             return 2
         self._connector.start()
         while not self._stopping:
-            timeout = max(0.0, self._next_due() - self.clock())
+            self._idle_at = self.clock()
+            timeout = max(0.0, self._next_due() - self._idle_at)
             try:
                 message = self.queue.get(timeout=timeout)
             except queue.Empty:
@@ -351,12 +353,18 @@ class Bridge:
                 extra=fields(members=self.settings.hazelcast_members, silent_s=round(silent, 1)),
             )
 
-    def _watch_heartbeat(self, now: float) -> None:
-        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = try again."""
+    def _watch_heartbeat(self, now: float, *, may_reconcile: bool = True) -> None:
+        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = try again.
+
+        Between files (``may_reconcile`` False) an answered probe is left for the loop's next tick:
+        the reconcile it starts must not run inside the read or catch-up in progress.
+        """
         future = self._heartbeat_future
         if future is None:
             return
         if future.done():
+            if self._holding and not may_reconcile:
+                return
             self._heartbeat_future = None  # the next heartbeat tick sends the next probe
             if future.exception() is not None:
                 log.debug("heartbeat failed: %s", future.exception())
@@ -414,6 +422,7 @@ class Bridge:
 
     def _try(self, path: Path, now: float) -> ScanRecord | None:
         """Read one file: a record, or None when not yet complete (retried with back-off until the deadline) or bad for good."""
+        self._beat_while_busy()
         pending = self._pending[path]
         if self._guard is not None:
             self._guard.begin(path)
@@ -582,7 +591,24 @@ class Bridge:
                 pushed += len(pending)
         return pushed
 
-    def _heartbeat(self) -> None:
+    def _beat_while_busy(self) -> None:
+        """Between files: the heartbeat when it is due, also in the middle of a long catch-up or burst.
+
+        The loop's tick writes it only between messages, and a catch-up of many (or large) files can
+        outlast the health check's ``heartbeat_stale_after_s``: the daemon would restart a busy bridge
+        as stuck, and the next one would read the same files again. It is written by the loop itself,
+        not by a timer thread, so a loop that is stuck (in one file, in a call, SIGSTOPped) stops
+        beating as before. ``busy`` says the loop has worked without a break for a heartbeat interval
+        or more: the health check then expects files on disk newer than Hazelcast's scan.
+        """
+        now = self.clock()
+        if now < self._heartbeat_due:
+            return
+        self._heartbeat_due = now + self.settings.heartbeat_interval_s
+        self._watch_heartbeat(now, may_reconcile=False)
+        self._heartbeat(busy=now - self._idle_at >= self.settings.heartbeat_interval_s)
+
+    def _heartbeat(self, busy: bool = False) -> None:
         """Write the heartbeat without waiting; one at a time, so a silent member collects no pile of them."""
         if self.sink is None or not self.connected or self._heartbeat_future is not None:
             return
@@ -591,6 +617,7 @@ class Bridge:
                 connected=self.connected,
                 pushed_total=self.counters.pushed_total,
                 rejected_total=self.counters.rejected_total,
+                busy=busy,
             )
             self._heartbeat_sent = self.clock()
         except Exception as exc:  # never let the heartbeat take the loop down
