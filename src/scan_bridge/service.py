@@ -40,7 +40,7 @@ from pydantic_settings import SettingsError
 
 from .discovery import iter_newest, newest_files, scan_number_from_name
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
-from .logs import fields, setup_logging
+from .logs import FILE_REJECTED, fields, setup_logging
 from .read_guard import ReadGuard
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan
 from .settings import BridgeSettings, command_line_secret_warnings, describe_settings_error
@@ -452,7 +452,7 @@ class Bridge:
 
     def _reject(self, path: Path, reason: str, *, crashed_reader: bool = False) -> None:
         """Count and log a file that is bad for good; ``fields.event`` is ``file_rejected`` for every one of them,
-        and ``fields.crashed_reader`` is true for a file a bridge died reading (the daemon can make that a warning)."""
+        and ``fields.crashed_reader`` is true for a file a bridge died reading (the daemon makes that an event)."""
         self._pending.pop(path, None)
         self._remember(path)
         self._rejected[path] = None
@@ -464,7 +464,7 @@ class Bridge:
             "Rejected %s: %s",
             path,
             reason,
-            extra=fields(file=str(path), reason=reason, event="file_rejected", crashed_reader=crashed_reader),
+            extra=fields(file=str(path), reason=reason, event=FILE_REJECTED, crashed_reader=crashed_reader),
         )
 
     def _remember(self, path: Path) -> None:
