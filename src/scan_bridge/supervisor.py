@@ -306,8 +306,8 @@ class Supervisor:
         """Act on one message; True when the loop should end."""
         match message:
             case Line(stream=stream, text=text):
-                level, message = bridge_line(text, stream)
-                self.log.log(level, "[Bridge] %s", message)
+                level, shown = bridge_line(text, stream)
+                self.log.log(level, "[Bridge] %s", shown)
                 crashed = crashed_reader_file(text)
                 if crashed is not None:
                     self._on_crashed_reader(*crashed)
