@@ -322,7 +322,8 @@ def test_busy_bridge_with_newer_files_on_disk_is_not_stuck_and_not_restarted() -
     assert "bridge busy: scan_004899_120000.arrow (#4899) complete on disk" in r.message
     assert "heartbeat 1.0s old (pid 4321), busy" in r.message
     budget = RestartBudget(max_restarts=3, window_s=600.0)
-    assert decide(ProcessState.RUNNING, r, budget=budget, now=1000.0).action is Action.NONE
+    decision = decide(ProcessState.RUNNING, r, budget=budget, now=1000.0)
+    assert decision.action is Action.NONE and decision.reason.startswith("bridge busy catching up")
     # The same observation from a bridge that is not busy: stuck, restarted.
     idle = classify(healthy_obs(90.0, newest_file=disk(4900, 2.0), newest_complete_file=disk(4899, 12.0)), TH)
     assert idle.bridge_stuck and idle.cause is StaleCause.BRIDGE_STUCK
