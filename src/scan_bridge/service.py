@@ -273,7 +273,9 @@ class Bridge:
                     "Connected to Hazelcast",
                     extra=fields(cluster=self.settings.hazelcast_cluster_name, members=self.settings.hazelcast_members),
                 )
-                self._heartbeat()  # at once: the health check must not read the previous bridge's heartbeat
+                # At once: the health check must not read the previous bridge's heartbeat. Busy: the
+                # reconcile follows, and listing the folder comes before its first file's heartbeat.
+                self._heartbeat(busy=True)
                 self._reconcile()
                 self._silence_over_if_through()
                 if self._watcher is None:
@@ -300,7 +302,7 @@ class Bridge:
             self.connected = True
             self._holding, self._heartbeat_future = False, None
             log.info("Reconnected to Hazelcast")
-            self._heartbeat()  # at once: the cluster may be a new, empty one
+            self._heartbeat(busy=True)  # at once: the cluster may be a new, empty one; the reconcile follows
             self._reconcile()
             self._silence_over_if_through()
         elif state == "SHUTDOWN" and not self._stopping:
