@@ -112,11 +112,11 @@ def test_scan_numbers_beyond_32_bits_are_pushed_trimmed_and_read_as_longs(tmp_pa
         assert bridge.stop() == 0
 
 
-CRASHING_BRIDGE = """
-import ctypes, os, sys
-from pathlib import Path
+#: Makes the reader segfault on the file named by CRASH_ON_FILE (a test hook, not in the product);
+#: also used as a sitecustomize for the bridge the daemon starts (tests/test_daemon_reader.py).
+CRASH_PATCH = """
+import ctypes, os
 import scan_bridge.scanfile as scanfile
-from scan_bridge import service
 
 target = os.environ["CRASH_ON_FILE"]
 parse = scanfile._parse
@@ -127,6 +127,11 @@ def crash_on_target(path, *args, **kwargs):
     return parse(path, *args, **kwargs)
 
 scanfile._parse = crash_on_target
+"""
+
+CRASHING_BRIDGE = CRASH_PATCH + """
+import sys
+from scan_bridge import service
 sys.exit(service.main(sys.argv[1:]))
 """
 

@@ -301,3 +301,49 @@ def test_report_serialises_for_an_operator() -> None:
     data = r.model_dump(mode="json")
     assert data["status"] == "stale" and data["cause"] == "bridge stuck"
     assert str(r) == r.message and "\n" not in r.message
+
+
+# -- a busy bridge (a heartbeat written between files of a long catch-up) -------------------------------
+
+
+def busy_heartbeat(age_s: float) -> dict[str, Any]:
+    return {**heartbeat(age_s), "busy": True}
+
+
+def test_busy_bridge_with_newer_files_on_disk_is_not_stuck_and_not_restarted() -> None:
+    """A catch-up of many files: Hazelcast's scan is old and newer files wait on disk, but the bridge beats."""
+    from scan_bridge.restart_policy import Action, ProcessState, RestartBudget, decide
+
+    obs = healthy_obs(90.0, heartbeat=busy_heartbeat(1.0), newest_file=disk(4900, 2.0), newest_complete_file=disk(4899, 12.0))
+    r = classify(obs, TH)
+    assert r.status is HealthStatus.STALE and r.cause is StaleCause.BRIDGE_BUSY
+    assert not r.bridge_stuck and r.heartbeat_busy
+    assert r.unpushed_file is None  # nothing for the restart-once-per-file rule to hold on to
+    assert "bridge busy: scan_004899_120000.arrow (#4899) complete on disk" in r.message
+    assert "heartbeat 1.0s old (pid 4321), busy" in r.message
+    budget = RestartBudget(max_restarts=3, window_s=600.0)
+    decision = decide(ProcessState.RUNNING, r, budget=budget, now=1000.0)
+    assert decision.action is Action.NONE and decision.reason.startswith("bridge busy catching up")
+    # The same observation from a bridge that is not busy: stuck, restarted.
+    idle = classify(healthy_obs(90.0, newest_file=disk(4900, 2.0), newest_complete_file=disk(4899, 12.0)), TH)
+    assert idle.bridge_stuck and idle.cause is StaleCause.BRIDGE_STUCK
+    assert decide(ProcessState.RUNNING, idle, budget=budget, now=1000.0).action is Action.RESTART
+
+
+def test_busy_bridge_while_data_is_fresh_is_healthy_not_stuck() -> None:
+    r = classify(healthy_obs(12.0, heartbeat=busy_heartbeat(1.0), newest_complete_file=disk(4229, 11.0)), TH)
+    assert r.status is HealthStatus.HEALTHY and not r.bridge_stuck and r.heartbeat_busy
+
+
+def test_a_busy_heartbeat_that_stopped_is_stuck() -> None:
+    """A bridge stuck in the middle of a catch-up: its last heartbeat said busy, and then nothing came."""
+    r = classify(healthy_obs(90.0, heartbeat=busy_heartbeat(40.0), newest_complete_file=disk(4229, 30.0)), TH)
+    assert r.cause is StaleCause.BRIDGE_STUCK and r.bridge_stuck and r.heartbeat_stale
+    assert not r.heartbeat_busy
+    assert r.unpushed_scan_number == 4229
+
+
+def test_busy_without_newer_files_changes_nothing() -> None:
+    r = classify(healthy_obs(90.0, heartbeat=busy_heartbeat(1.0), newest_file=disk(4228, 95.0),
+                             newest_complete_file=disk(4228, 95.0)), TH)
+    assert r.cause is StaleCause.SCANNER_SILENT and r.heartbeat_busy

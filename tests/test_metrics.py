@@ -94,7 +94,8 @@ def test_a_healthy_report_sets_the_figures() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cause", "label"), [(StaleCause.BRIDGE_STUCK, "bridge_stuck"), (StaleCause.SCANNER_SILENT, "scanner_silent")]
+    ("cause", "label"),
+    [(StaleCause.BRIDGE_STUCK, "bridge_stuck"), (StaleCause.SCANNER_SILENT, "scanner_silent"), (StaleCause.BRIDGE_BUSY, "bridge_busy")],
 )
 def test_stale_sets_the_state_and_its_cause_and_recovery_clears_the_cause(cause: StaleCause, label: str) -> None:
     metrics = DaemonMetrics()

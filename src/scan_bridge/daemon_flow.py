@@ -49,6 +49,8 @@ from .settings import DaemonSettings, HazelcastSettings
 from .supervisor import DaemonStatus, GaveUp, Publishers, Supervisor
 
 ARTIFACT_KEY = "scan-bridge-health"
+#: ``scan-bridge.<name>`` of the event for a scan file that crashed the bridge's reader (skipped for good).
+FILE_CRASHED_READER_EVENT = "file-crashed-reader"
 #: Daemon names that use ARTIFACT_KEY itself; any other name gets its own key (see artifact_key).
 DEFAULT_DAEMON_NAMES = ("scan-bridge-daemon", "standalone")
 # Seconds between in-place updates of the artifact when nothing changes.
@@ -286,6 +288,16 @@ class PrefectPublisher:
         self._note(status, "gave up")
         self._event("gave-up", {**_figures(status), "reason": message[:2000]})
         self._artifact(status, force=True)
+
+    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
+        """A file a bridge died reading: never pushed, so an operator should hear of it (once per file)."""
+        self._note(status, f"file crashed the reader: {printable(file)}")
+        self._event(FILE_CRASHED_READER_EVENT, {
+            "file": printable(file),
+            "reason": printable(reason),
+            "bridge_pid": status.pid,
+            "restarts_total": status.restarts_total,
+        })
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""

@@ -79,6 +79,7 @@ class StaleCause(str, Enum):
 
     BRIDGE_STUCK = "bridge stuck"
     SCANNER_SILENT = "scanner silent"
+    BRIDGE_BUSY = "bridge busy"  # newer files on disk, and a fresh heartbeat written between files: catching up
 
 
 class Thresholds(BaseModel):
@@ -170,6 +171,7 @@ class FreshnessReport(BaseModel):
     heartbeat_host: str | None = None
     heartbeat_pushed_total: int | None = None  # scans this bridge process has pushed since it started
     heartbeat_rejected_total: int | None = None
+    heartbeat_busy: bool = False  # fresh, and written by a bridge working through files (a catch-up)
     # the disk
     newest_on_disk: int | None = None
     newest_on_disk_path: str | None = None
@@ -250,6 +252,11 @@ def classify(
     unmodified for ``newer_file_grace_s`` holds a newer scan number than Hazelcast's (or any number,
     when Hazelcast has no scan yet). A STALE status gets cause BRIDGE_STUCK when ``bridge_stuck``,
     else SCANNER_SILENT.
+
+    A fresh heartbeat with ``busy`` true was written between files of a long catch-up: a newer file
+    on disk is then expected, not a sign of a stuck bridge (a restart would only start the catch-up
+    over). STALE then gets cause BRIDGE_BUSY. A stale heartbeat is never busy: a bridge stuck in the
+    middle of a catch-up stops beating like any other.
     """
     th = thresholds or Thresholds()
     now = observation.checked_at
@@ -283,6 +290,7 @@ def classify(
     heartbeat = observation.heartbeat
     heartbeat_age: float | None = None
     heartbeat_note: str
+    report["heartbeat_busy"] = False
     if heartbeat is None:
         heartbeat_note = "no heartbeat"
     elif not isinstance(heartbeat, dict):
@@ -301,6 +309,9 @@ def classify(
         else:
             pid = report["heartbeat_pid"]
             heartbeat_note = f"heartbeat {_seconds(heartbeat_age)} old" + (f" (pid {pid})" if pid is not None else "")
+            if heartbeat.get("busy") is True and heartbeat_age <= th.heartbeat_stale_after_s:
+                report["heartbeat_busy"] = True
+                heartbeat_note += ", busy"
 
     # -- latest scan
     latest = observation.latest
@@ -328,6 +339,7 @@ def classify(
 
     # -- is the bridge stuck? (independent of the data's age)
     stuck_reasons: list[str] = []
+    busy_reason: str | None = None  # newer files unpushed, but the bridge says it is working through files
     heartbeat_stale = False
     if heartbeat_age is not None:
         if heartbeat_age > th.heartbeat_stale_after_s:
@@ -351,11 +363,15 @@ def classify(
         )
     ):
         has = f"Hazelcast has #{scan_number}" if latest is not None else "Hazelcast has no scan"
-        stuck_reasons.append(
+        unpushed = (
             f"{os.path.basename(complete.path)} (#{complete.scan_number}) complete on disk for "
             f"{_seconds(now.timestamp() - complete.mtime)}, {has}"
         )
-        report.update(unpushed_file=complete.path, unpushed_scan_number=complete.scan_number)
+        if report["heartbeat_busy"]:  # a catch-up in progress: restarting would only start it over
+            busy_reason = f"bridge busy: {unpushed}"
+        else:
+            stuck_reasons.append(unpushed)
+            report.update(unpushed_file=complete.path, unpushed_scan_number=complete.scan_number)
 
     bridge_stuck = bool(stuck_reasons) and observation.bridge_running is not False
     if bridge_stuck:
@@ -406,6 +422,8 @@ def classify(
         return finish(HealthStatus.WARNING, detail + stuck_note + disk_note)
     if bridge_stuck:
         return finish(HealthStatus.STALE, f"{detail}; {report['stuck_reason']}{disk_note}", StaleCause.BRIDGE_STUCK)
+    if busy_reason is not None:
+        return finish(HealthStatus.STALE, f"{detail}; {busy_reason}{disk_note}", StaleCause.BRIDGE_BUSY)
     if newest is None:
         disk_state = "no scan files on disk" if observation.disk_error is None else "disk not readable"
     else:

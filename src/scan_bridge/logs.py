@@ -14,6 +14,11 @@ from typing import Any
 
 LOGGER_NAME = "scan_bridge"
 
+#: ``fields.event`` of the bridge's line for a file it rejected for good. With ``fields.crashed_reader``
+#: true, a bridge died reading that file (a crash in native code); the daemon turns that line into an
+#: event and a warning of its own (:mod:`.supervisor`), from these fields, never from the message text.
+FILE_REJECTED = "file_rejected"
+
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 

@@ -201,6 +201,9 @@ class DaemonMetrics:
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         self.update(status)
 
+    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
+        """Counted already: the file is in ``scan_bridge_files_rejected_total`` (the heartbeat's ``rejected_total``)."""
+
     # -- the endpoint -------------------------------------------------------------------------------
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:

@@ -176,7 +176,7 @@ def decide(
 
     * EXITED: restart (``returncode`` only words the reason).
     * STARTING or RUNNING with a report: restart when the report says DOWN or ``bridge_stuck``; do
-      nothing for a silent scanner (STALE, SCANNER_SILENT), an unreachable Hazelcast (ERROR),
+      nothing for a silent scanner (STALE, SCANNER_SILENT), a bridge catching up (STALE, BRIDGE_BUSY), an unreachable Hazelcast (ERROR),
       MISSING, WARNING or HEALTHY. A STARTING bridge is never restarted on a report (see
       :func:`settled_state`). ``restart_on_any_stale`` restarts on every STALE, as the original
       design did.
@@ -224,6 +224,8 @@ def decide(
     if wants is None:
         if report.status is HealthStatus.STALE and report.cause is StaleCause.SCANNER_SILENT:
             return Decision(Action.NONE, "scanner silent: nothing newer on disk, so restarting the bridge cannot help")
+        if report.status is HealthStatus.STALE and report.cause is StaleCause.BRIDGE_BUSY:
+            return Decision(Action.NONE, "bridge busy catching up (heartbeat fresh): a restart would only start it over")
         return Decision(Action.NONE, report.status.value)
     if state is ProcessState.STARTING:
         return Decision(Action.NONE, f"bridge still starting; not acting yet on: {wants}")

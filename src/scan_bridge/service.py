@@ -40,7 +40,7 @@ from pydantic_settings import SettingsError
 
 from .discovery import FolderTree, newest_files, scan_number_from_name
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
-from .logs import fields, setup_logging
+from .logs import FILE_REJECTED, fields, setup_logging
 from .read_guard import ReadGuard
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan
 from .settings import BridgeSettings, command_line_secret_warnings, describe_settings_error
@@ -172,6 +172,7 @@ class Bridge:
         self._holding = False
         self._heartbeat_future: Future[Any] | None = None
         self._heartbeat_sent = 0.0
+        self._idle_at = clock()  # when the loop last waited for a message: a heartbeat between files after that is "busy"
         self._watcher: ScanWatcher | None = None
         self._pending: dict[Path, _Pending] = {}
         self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
@@ -205,7 +206,8 @@ class Bridge:
             return 2
         self._connector.start()
         while not self._stopping:
-            timeout = max(0.0, self._next_due() - self.clock())
+            self._idle_at = self.clock()
+            timeout = max(0.0, self._next_due() - self._idle_at)
             try:
                 message = self.queue.get(timeout=timeout)
             except queue.Empty:
@@ -274,7 +276,9 @@ class Bridge:
                     "Connected to Hazelcast",
                     extra=fields(cluster=self.settings.hazelcast_cluster_name, members=self.settings.hazelcast_members),
                 )
-                self._heartbeat()  # at once: the health check must not read the previous bridge's heartbeat
+                # At once: the health check must not read the previous bridge's heartbeat. Busy: the
+                # reconcile follows, and listing the folder comes before its first file's heartbeat.
+                self._heartbeat(busy=True)
                 self._reconcile()
                 self._silence_over_if_through()
                 if self._watcher is None:
@@ -301,7 +305,7 @@ class Bridge:
             self.connected = True
             self._holding, self._heartbeat_future = False, None
             log.info("Reconnected to Hazelcast")
-            self._heartbeat()  # at once: the cluster may be a new, empty one
+            self._heartbeat(busy=True)  # at once: the cluster may be a new, empty one; the reconcile follows
             self._reconcile()
             self._silence_over_if_through()
         elif state == "SHUTDOWN" and not self._stopping:
@@ -354,12 +358,18 @@ class Bridge:
                 extra=fields(members=self.settings.hazelcast_members, silent_s=round(silent, 1)),
             )
 
-    def _watch_heartbeat(self, now: float) -> None:
-        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = try again."""
+    def _watch_heartbeat(self, now: float, *, may_reconcile: bool = True) -> None:
+        """The heartbeat write is the probe: unanswered past the call timeout = member silent; answered = try again.
+
+        Between files (``may_reconcile`` False) an answered probe is left for the loop's next tick:
+        the reconcile it starts must not run inside the read or catch-up in progress.
+        """
         future = self._heartbeat_future
         if future is None:
             return
         if future.done():
+            if self._holding and not may_reconcile:
+                return
             self._heartbeat_future = None  # the next heartbeat tick sends the next probe
             if future.exception() is not None:
                 log.debug("heartbeat failed: %s", future.exception())
@@ -440,6 +450,7 @@ class Bridge:
 
     def _try(self, path: Path, now: float) -> ScanRecord | None:
         """Read one file: a record, or None when not yet complete (retried with back-off until the deadline) or bad for good."""
+        self._beat_while_busy()
         pending = self._pending[path]
         if self._guard is not None:
             self._guard.begin(path)
@@ -469,7 +480,7 @@ class Bridge:
 
     def _reject(self, path: Path, reason: str, *, crashed_reader: bool = False) -> None:
         """Count and log a file that is bad for good; ``fields.event`` is ``file_rejected`` for every one of them,
-        and ``fields.crashed_reader`` is true for a file a bridge died reading (the daemon can make that a warning)."""
+        and ``fields.crashed_reader`` is true for a file a bridge died reading (the daemon makes that an event)."""
         self._pending.pop(path, None)
         self._remember(path)
         self._rejected[path] = None
@@ -481,7 +492,7 @@ class Bridge:
             "Rejected %s: %s",
             path,
             reason,
-            extra=fields(file=str(path), reason=reason, event="file_rejected", crashed_reader=crashed_reader),
+            extra=fields(file=str(path), reason=reason, event=FILE_REJECTED, crashed_reader=crashed_reader),
         )
 
     def _remember(self, path: Path) -> None:
@@ -605,7 +616,24 @@ class Bridge:
                 pushed += len(pending)
         return pushed
 
-    def _heartbeat(self) -> None:
+    def _beat_while_busy(self) -> None:
+        """Between files: the heartbeat when it is due, also in the middle of a long catch-up or burst.
+
+        The loop's tick writes it only between messages, and a catch-up of many (or large) files can
+        outlast the health check's ``heartbeat_stale_after_s``: the daemon would restart a busy bridge
+        as stuck, and the next one would read the same files again. It is written by the loop itself,
+        not by a timer thread, so a loop that is stuck (in one file, in a call, SIGSTOPped) stops
+        beating as before. ``busy`` says the loop has worked without a break for a heartbeat interval
+        or more: the health check then expects files on disk newer than Hazelcast's scan.
+        """
+        now = self.clock()
+        if now < self._heartbeat_due:
+            return
+        self._heartbeat_due = now + self.settings.heartbeat_interval_s
+        self._watch_heartbeat(now, may_reconcile=False)
+        self._heartbeat(busy=now - self._idle_at >= self.settings.heartbeat_interval_s)
+
+    def _heartbeat(self, busy: bool = False) -> None:
         """Write the heartbeat without waiting; one at a time, so a silent member collects no pile of them."""
         if self.sink is None or not self.connected or self._heartbeat_future is not None:
             return
@@ -614,6 +642,7 @@ class Bridge:
                 connected=self.connected,
                 pushed_total=self.counters.pushed_total,
                 rejected_total=self.counters.rejected_total,
+                busy=busy,
             )
             self._heartbeat_sent = self.clock()
         except Exception as exc:  # never let the heartbeat take the loop down

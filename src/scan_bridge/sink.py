@@ -197,11 +197,12 @@ class ScanSink:
         del self._known[: bisect.bisect_left(self._known, cutoff)]
         log.debug("trimmed history below #%d", cutoff)
 
-    def heartbeat(self, *, connected: bool, pushed_total: int, rejected_total: int) -> Any:
+    def heartbeat(self, *, connected: bool, pushed_total: int, rejected_total: int, busy: bool = False) -> Any:
         """Refresh the heartbeat without waiting: a slow cluster must not hold up the bridge's loop.
 
         Returns the write's future: the bridge watches it to notice a member that stopped answering
-        (and one that answers again), without ever blocking on it.
+        (and one that answers again), without ever blocking on it. ``busy``: written between files
+        of a long stretch of work (a catch-up), so files newer than Hazelcast's scan are expected.
         """
         now = _now()
         document = {
@@ -214,6 +215,7 @@ class ScanSink:
             "connected": connected,
             "pushed_total": pushed_total,
             "rejected_total": rejected_total,
+            "busy": busy,
         }
         return self._features.set(self._settings.heartbeat_key, HazelcastJsonValue(document))
 

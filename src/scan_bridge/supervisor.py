@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from .bridge_process import BridgeProcess, Exited, Line, Started
 from .health import FreshnessChecker, FreshnessReport
-from .logs import printable
+from .logs import FILE_REJECTED, printable
 from .restart_policy import Action, Decision, ProcessState, RestartBudget, decide, describe_exit, settled_state
 from .settings import DaemonSettings
 
@@ -77,6 +77,8 @@ class Publisher(Protocol):
 
     def stopped(self, status: DaemonStatus, reason: str) -> None: ...
 
+    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None: ...
+
 
 class NullPublisher:
     def health(self, status: DaemonStatus, changed: bool) -> None:
@@ -89,6 +91,9 @@ class NullPublisher:
         pass
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
+        pass
+
+    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
         pass
 
 
@@ -120,6 +125,20 @@ class Publishers:
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         self._each("stopped", status, reason)
 
+    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
+        self._each("file_crashed_reader", status, file, reason)
+
+
+def bridge_payload(text: str) -> dict[str, Any] | None:
+    """The JSON object of one line of bridge output (``--log-format json``); None for any other line."""
+    if not text.startswith("{"):
+        return None
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) and "message" in payload else None
+
 
 def bridge_line(text: str, stream: str) -> tuple[int, str]:
     """The level and message of one line of bridge output (JSON from ``--log-format json``, else raw).
@@ -128,15 +147,25 @@ def bridge_line(text: str, stream: str) -> tuple[int, str]:
     their newlines and escapes decoded, and the Prefect log (and the worker's console) must show one
     line per bridge line, never a line a file name forged.
     """
-    if text.startswith("{"):
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict) and "message" in payload:
-            level = _LEVELS.get(str(payload.get("level", "INFO")).upper(), logging.INFO)
-            return level, printable(str(payload["message"]))
+    payload = bridge_payload(text)
+    if payload is not None:
+        level = _LEVELS.get(str(payload.get("level", "INFO")).upper(), logging.INFO)
+        return level, printable(str(payload["message"]))
     return (logging.WARNING if stream == "stderr" else logging.INFO), printable(text)
+
+
+def crashed_reader_file(text: str) -> tuple[str, str] | None:
+    """(file, reason) when a bridge line reports a file that crashed a reader (a previous bridge died
+    reading it, and the bridge now skips it for good); None for any other line.
+
+    Read from the line's structured fields (``event``, ``crashed_reader``, ``file``, ``reason``, see
+    :data:`~scan_bridge.logs.FILE_REJECTED`), never from its message text, which a file name can forge.
+    """
+    payload = bridge_payload(text)
+    found = payload.get("fields") if payload is not None else None
+    if not isinstance(found, dict) or found.get("event") != FILE_REJECTED or found.get("crashed_reader") is not True:
+        return None
+    return str(found.get("file", "")), str(found.get("reason", ""))
 
 
 class HealthTicker:
@@ -277,8 +306,11 @@ class Supervisor:
         """Act on one message; True when the loop should end."""
         match message:
             case Line(stream=stream, text=text):
-                level, text = bridge_line(text, stream)
-                self.log.log(level, "[Bridge] %s", text)
+                level, shown = bridge_line(text, stream)
+                self.log.log(level, "[Bridge] %s", shown)
+                crashed = crashed_reader_file(text)
+                if crashed is not None:
+                    self._on_crashed_reader(*crashed)
             case Started(pid=pid):
                 self.log.info("Bridge started (pid %d)", pid)
             case Exited(pid=pid, returncode=code):
@@ -325,6 +357,18 @@ class Supervisor:
             return
         if decision.action is not Action.NONE:
             self._act(decision)
+
+    def _on_crashed_reader(self, file: str, reason: str) -> None:
+        """A file crashed a bridge's reader; the bridge now skips it for good (it reports each such file once).
+
+        A warning of the daemon's own (the scan is never pushed) and an event for automations. The
+        crash itself was an exit like any other: restarted within the budget.
+        """
+        self.log.warning(
+            "A scan file crashed the bridge's reader and is skipped for good (never pushed): %s", printable(file)
+        )
+        self._refresh_status()
+        self.publisher.file_crashed_reader(self.status, file, reason)
 
     def _act(self, decision: Decision) -> None:
         decision = replace(decision, reason=printable(decision.reason))  # it may quote a file name
