@@ -151,7 +151,7 @@ class CrashingBridge(BridgeRunner):
         return self
 
 
-def test_a_file_that_crashes_the_reader_is_skipped_after_the_restart_and_reported_once(tmp_path, scans, env, view):
+def test_a_file_that_crashes_the_reader_twice_is_skipped_after_the_restart_and_reported_once(tmp_path, scans, env, view):
     for n in (1, 2, 3):
         good(scans, n)
     poison = good(scans, 4)
@@ -162,7 +162,13 @@ def test_a_file_that_crashes_the_reader_is_skipped_after_the_restart_and_reporte
     first.stop()
     for n in (5, 6):
         good(scans, n)
-    # The same folder, the same crashing parser: #4 is not read again, and everything else arrives.
+    # One death may be a kill -9 that landed mid-read: the next bridge reads #4 once more, and dies too.
+    retry = CrashingBridge(scans, env, tmp_path / "bridge1b.log", poison).start()
+    assert retry.proc.wait(60) == -signal.SIGSEGV
+    assert any("reading it once more" in x["message"] for x in retry.lines())
+    retry.stop()
+    assert 4 not in view.history_keys()
+    # The same folder, the same crashing parser: after two deaths #4 is not read again, and everything else arrives.
     second = CrashingBridge(scans, env, tmp_path / "bridge2.log", poison).start()
     try:
         wait_for(lambda: view.history_keys() == {1, 2, 3, 5, 6}, 60, "the good scans around the crashing one")
@@ -207,3 +213,23 @@ def test_a_push_failure_is_one_line_and_the_java_stack_trace_is_kept_for_debug(t
     assert warning.getMessage().endswith("cannot serialise); will catch up from disk")
     (debug,) = [r for r in caplog.records if r.levelname == "DEBUG"]
     assert debug.exc_info is not None  # the whole trace, for whoever turns debug on
+
+
+def test_a_good_scan_a_bridge_was_killed_reading_is_read_again_not_skipped(tmp_path, scans, env, view):
+    # kill -9 (the daemon restarting a bridge it took for stuck, the OOM killer, a container restart)
+    # can land while a good scan is being read: the marker then names a good file. Before, the next
+    # bridge rejected it as a crasher and that scan was lost for good.
+    from scan_bridge.read_guard import MARKER_NAME, guard_dir, make_private_dir
+
+    for n in (1, 2, 3):
+        good(scans, n)
+    state = tmp_path / "state"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = make_private_dir(guard_dir(state, scans))
+    (folder / f"{MARKER_NAME}-{dead.pid}").write_bytes(bytes(scan_path(scans, 2)))  # what a killed bridge leaves
+    with BridgeRunner(scans, {**env, "SCAN_BRIDGE_STATE_DIR": str(state)}, tmp_path / "bridge.log") as bridge:
+        wait_for(lambda: view.history_keys() == {1, 2, 3}, 60, "every scan, #2 included")
+        assert not rejections(bridge)
+        assert any("reading it once more" in line["message"] for line in bridge.lines())
+        assert bridge.stop() == 0

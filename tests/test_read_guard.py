@@ -21,15 +21,42 @@ def test_a_marker_left_set_names_the_crashed_file_once_and_it_stays_skipped(tmp_
     guard.end()
     guard.begin(bad)  # ... and the process dies here (it never gets to close())
     os.close(guard._fd)
+    once = ReadGuard(tmp_path / "state", watch)
+    assert once.recover() == []  # one death may be a kill -9 mid-read: read it once more
+    assert [c.path for c in once.suspects] == [bad]
+    assert once.crashed() == []
+    once.begin(bad)  # ... and it dies again
+    os.close(once._fd)
     again = ReadGuard(tmp_path / "state", watch)
     (crashed,) = again.recover()
-    assert crashed.path == bad
+    assert crashed.path == bad and crashed.deaths == 2
     assert [c.path for c in again.crashed()] == [bad]
     again.close()
     third = ReadGuard(tmp_path / "state", watch)
     assert third.recover() == []  # reported once
     assert [c.path for c in third.crashed()] == [bad]  # still skipped
     os.utime(bad, ns=(1, 1))  # rewritten under the same name: read again
+    assert third.crashed() == []
+
+
+def test_a_file_read_to_the_end_after_one_death_is_forgiven(tmp_path: Path) -> None:
+    watch = tmp_path / "scans"
+    watch.mkdir()
+    good = watch / "scan_000007.arrow"
+    good.write_bytes(b"x" * 10)
+    guard = ReadGuard(tmp_path / "state", watch)
+    guard.recover()
+    guard.begin(good)  # killed (kill -9, OOM) while reading a good scan
+    os.close(guard._fd)
+    after = ReadGuard(tmp_path / "state", watch)
+    assert after.recover() == [] and [c.path for c in after.suspects] == [good]
+    after.begin(good)
+    after.end()
+    after.forgive(good)  # read to the end: the death was not the file's
+    after.begin(good)  # a second, unrelated kill -9 mid-read of the same file
+    os.close(after._fd)
+    third = ReadGuard(tmp_path / "state", watch)
+    assert third.recover() == []  # still only one strike: read again, never skipped
     assert third.crashed() == []
 
 
@@ -46,17 +73,21 @@ def test_a_live_bridges_marker_is_not_a_crash_and_a_dead_ones_is(tmp_path: Path)
     import sys
 
     watch = tmp_path / "scans"
+    watch.mkdir()
+    (watch / "being_read_now.arrow").write_bytes(b"x")
+    (watch / "crashed.arrow").write_bytes(b"y")
     folder = guard_dir(tmp_path / "state", watch)
     folder.mkdir(parents=True, mode=0o700)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     try:
-        (folder / f"reading-{live.pid}").write_bytes(b"/scans/being_read_now.arrow")
-        (folder / f"reading-{dead.pid}").write_bytes(b"/scans/crashed.arrow")
+        (folder / f"reading-{live.pid}").write_bytes(os.fsencode(watch / "being_read_now.arrow"))
+        (folder / f"reading-{dead.pid}").write_bytes(os.fsencode(watch / "crashed.arrow"))
         guard = ReadGuard(tmp_path / "state", watch)
-        (crashed,) = guard.recover()
-        assert crashed.path == Path("/scans/crashed.arrow")
+        assert guard.recover() == []  # a first death is a strike, not yet a verdict
+        (suspect,) = guard.suspects
+        assert suspect.path == watch / "crashed.arrow"
         assert (folder / f"reading-{live.pid}").exists()
         assert not (folder / f"reading-{dead.pid}").exists()
         guard.close()

@@ -2,9 +2,15 @@
 
 Python cannot catch a segfault in pyarrow. So before reading a file the bridge writes its path into
 a small *marker* file, and clears the marker when the read returns (whatever it returned). A bridge
-that finds the marker set at start died while reading that file: the file is added to the list of
-files that crashed a reader, reported once as rejected, and skipped from then on, by this bridge
-and every later one watching the same folder. The scanner's folder is never written to.
+that finds the marker set at start knows its predecessor died while reading that file. That alone
+does not make the file guilty: a ``kill -9`` (the daemon restarting a bridge it took for stuck, the
+OOM killer, a container restart) can land in the middle of reading a good scan, and skipping it
+would lose a scan for good. So a death is a *strike*: the file is read once more, and only a file
+that :data:`DEATHS_TO_SKIP` (2) bridges died reading is added to the list of files that crashed a
+reader, reported once as rejected, and skipped from then on, by this bridge and every later one
+watching the same folder. A file read successfully after a strike is forgiven. The cost of a real
+crasher is two bridge restarts instead of one, never a crash loop. The scanner's folder is never
+written to.
 
 Where: ``<state_dir>/reader-<hash of the watch dir>/`` (``state_dir`` defaults to
 ``$XDG_STATE_HOME/scan-bridge`` or ``~/.local/state/scan-bridge``), a private directory (mode
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 MARKER_NAME = "reading"
 CRASHED_NAME = "crashed.jsonl"
 MAX_REMEMBERED = 1000
+DEATHS_TO_SKIP = 2  # one death may be a kill -9 that happened to land mid-read; two on the same file is the file
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -49,6 +56,15 @@ class CrashedFile:
     path: Path
     size: int
     mtime_ns: int
+    deaths: int = DEATHS_TO_SKIP
+
+    @property
+    def skipped(self) -> bool:
+        """Enough bridges died reading it: it is the file, not bad luck."""
+        return self.deaths >= DEATHS_TO_SKIP
+
+    def same_file(self, other: CrashedFile) -> bool:
+        return (self.path, self.size, self.mtime_ns) == (other.path, other.size, other.mtime_ns)
 
     def still_there(self) -> bool:
         """True while the same file (same size and mtime) is at ``path``."""
@@ -59,12 +75,14 @@ class CrashedFile:
         return info.st_size == self.size and info.st_mtime_ns == self.mtime_ns
 
     def to_json(self) -> str:
-        return json.dumps({"path": os.fspath(self.path), "size": self.size, "mtime_ns": self.mtime_ns})
+        return json.dumps(
+            {"path": os.fspath(self.path), "size": self.size, "mtime_ns": self.mtime_ns, "deaths": self.deaths}
+        )
 
     @classmethod
     def from_json(cls, line: str) -> CrashedFile:
         value = json.loads(line)
-        return cls(Path(value["path"]), int(value["size"]), int(value["mtime_ns"]))
+        return cls(Path(value["path"]), int(value["size"]), int(value["mtime_ns"]), int(value.get("deaths", DEATHS_TO_SKIP)))
 
 
 def guard_dir(state_dir: Path, watch_dir: Path) -> Path:
@@ -103,6 +121,7 @@ class ReadGuard:
         self._found = self._take_dead_markers()  # before ours exists: a marker with our pid is a predecessor's
         self._fd = os.open(self.dir / f"{MARKER_NAME}-{os.getpid()}", _OPEN_FLAGS | os.O_TRUNC, 0o600)
         self._warned = False
+        self.suspects: list[CrashedFile] = []
 
     def _take_dead_markers(self) -> list[bytes]:
         """The paths in markers of processes that are gone (their files removed); a live bridge's marker is left alone."""
@@ -125,26 +144,43 @@ class ReadGuard:
         return found
 
     def recover(self) -> list[CrashedFile]:
-        """The files previous bridges died reading (usually none, at most one each): remembered for good, markers gone."""
+        """Files that previous bridges died reading, now for the :data:`DEATHS_TO_SKIP`-th time: skipped
+        for good from now on (returned once, to be reported). Files with fewer deaths are in
+        :attr:`suspects`: read once more."""
+        self.suspects: list[CrashedFile] = []
         if not self._found:
             return []
-        crashes = []
+        remembered = [c for c in self._load() if c.still_there()]
+        confirmed = []
         for raw in self._found:
             path = Path(os.fsdecode(raw))
             try:
                 info = os.stat(path, follow_symlinks=False)
-                crashes.append(CrashedFile(path, info.st_size, info.st_mtime_ns))
-            except OSError:  # gone since: nothing to skip, but still worth reporting
-                crashes.append(CrashedFile(path, -1, -1))
+                death = CrashedFile(path, info.st_size, info.st_mtime_ns, 1)
+            except OSError:  # gone since: nothing to read again, nothing to skip
+                continue
+            before = next((c for c in remembered if c.same_file(death)), None)
+            if before is not None:
+                if before.skipped:
+                    continue  # already skipped (a marker from a bridge that read it anyway)
+                remembered.remove(before)
+                death = CrashedFile(path, death.size, death.mtime_ns, before.deaths + 1)
+            remembered = [c for c in remembered if c.path != path]
+            remembered.append(death)
+            (confirmed if death.skipped else self.suspects).append(death)
         self._found = []
-        paths = {c.path for c in crashes}
-        remembered = [c for c in self._load() if c.path not in paths and c.still_there()]
-        self._save((remembered + crashes)[-MAX_REMEMBERED:])
-        return crashes
+        self._save(remembered[-MAX_REMEMBERED:])
+        return confirmed
 
     def crashed(self) -> list[CrashedFile]:
-        """Files that crashed a reader and are still there, unchanged: skip them."""
-        return [c for c in self._load() if c.still_there()]
+        """Files that crashed a reader often enough and are still there, unchanged: skip them."""
+        return [c for c in self._load() if c.skipped and c.still_there()]
+
+    def forgive(self, path: Path) -> None:
+        """``path`` was read to the end after a bridge died reading it: that death was not the file's."""
+        remaining = [c for c in self._load() if c.path != path]
+        self._save(remaining)
+        self.suspects = [c for c in self.suspects if c.path != path]
 
     def begin(self, path: Path) -> None:
         """Mark ``path`` as being read (before reading it).

@@ -179,6 +179,7 @@ class Bridge:
         self._rejected: OrderedDict[Path, None] = OrderedDict()  # bad for good: not even a reconcile reads them again
         self._stopping = False
         self._guard: ReadGuard | None = None  # opened by run(): remembers the file being read across a crash
+        self._suspects: set[Path] = set()  # files a predecessor died reading once: forgiven when read to the end
         self._limits = ScanLimits(settings.max_scan_rows, settings.max_scan_columns, settings.max_document_bytes)
         self._reconcile_due: float | None = None
         self._reconcile_delay = 1.0
@@ -445,8 +446,17 @@ class Bridge:
                 self._rejected[known.path] = None
         for file in crashed:
             self._reject(
-                file.path, "a bridge died while reading it (a crash in native code); skipped from now on", crashed_reader=True
+                file.path,
+                f"{file.deaths} bridges died while reading it (a crash in native code); skipped from now on",
+                crashed_reader=True,
             )
+        for file in self._guard.suspects:
+            log.warning(
+                "The previous bridge died while reading %s (killed, or a crash in native code); reading it once more",
+                file.path,
+                extra=fields(file=str(file.path)),
+            )
+        self._suspects = {file.path for file in self._guard.suspects}
 
     def _try(self, path: Path, now: float) -> ScanRecord | None:
         """Read one file: a record, or None when not yet complete (retried with back-off until the deadline) or bad for good."""
@@ -476,6 +486,9 @@ class Bridge:
                 self._guard.end()
         del self._pending[path]
         self._remember(path)
+        if path in self._suspects and self._guard is not None:
+            self._suspects.discard(path)
+            self._guard.forgive(path)
         return record
 
     def _reject(self, path: Path, reason: str, *, crashed_reader: bool = False) -> None:
