@@ -1,6 +1,8 @@
 """Fixtures for tests that run the daemon as a real process against a real Prefect server and member.
 
-Shared by test_daemon and test_alerts; each module gets its own Prefect server (module scope).
+Shared by test_daemon and test_alerts; each module gets its own Prefect server (module scope). The
+member's maps (``hz_env``/``env``), the scanner's folder (``scans``) and a consumer's ``view`` of the
+maps are shared by the bridge tests too.
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ def scanner(scans: Path) -> Iterator[Scanner]:
 def hz_env(hazelcast_cluster) -> dict[str, str]:
     """The shared member, with maps only this test uses."""
     return {**hazelcast_cluster.env(), **unique_maps()}
+
+
+@pytest.fixture
+def env(hz_env: dict[str, str]) -> dict[str, str]:
+    """A bridge's environment in the bridge tests: the same member and maps as ``hz_env`` (and ``view``)."""
+    return hz_env
 
 
 @pytest.fixture

@@ -9,31 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from scan_bridge.simulate import write_scan
 
 from . import hostile
-from .support import BridgeRunner, View, unique_maps, wait_for
-
-
-@pytest.fixture
-def env(hazelcast_cluster):
-    return {**hazelcast_cluster.env(), **unique_maps()}
-
-
-@pytest.fixture
-def scans(tmp_path):
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def view(env):
-    v = View(env)
-    yield v
-    v.close()
+from .support import BridgeRunner, wait_for
 
 
 def scan_path(root: Path, number: int) -> Path:

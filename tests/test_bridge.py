@@ -17,27 +17,7 @@ import pytest
 
 from scan_bridge.simulate import write_scan
 
-from .support import BridgeRunner, View, unique_maps, wait_for
-
-
-@pytest.fixture
-def env(hazelcast_cluster):
-    return {**hazelcast_cluster.env(), **unique_maps()}
-
-
-@pytest.fixture
-def scans(tmp_path):
-    """The scanner's folder; the test's logs and any private member live beside it, not in it."""
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def view(env):
-    v = View(env)
-    yield v
-    v.close()
+from .support import BridgeRunner, View, wait_for
 
 
 def scan_path(root: Path, number: int, day: str = "2026-03-24") -> Path:

@@ -27,13 +27,6 @@ SILENT_LINE = "does not answer"
 
 
 @pytest.fixture
-def scans(tmp_path: Path) -> Path:
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def member(local_cluster_factory: Callable[..., LocalCluster]) -> Iterator[LocalCluster]:
     """A private one-member cluster; never left frozen (a stopped JVM would not die on SIGTERM)."""
     cluster = local_cluster_factory(members=1)

@@ -20,16 +20,11 @@ from scan_bridge.health import FreshnessChecker
 from scan_bridge.settings import DaemonSettings
 from scan_bridge.simulate import Market, scan_table, table_bytes
 
-from .support import BridgeRunner, View, unique_maps, wait_for
+from .support import BridgeRunner, wait_for
 
 FILES = 12000
 HEARTBEAT_INTERVAL_S = 0.1
 BOUND_S = 1.5  # the health check's heartbeat_stale_after_s in this test: 15 x the interval, for a loaded machine
-
-
-@pytest.fixture
-def env(hazelcast_cluster):
-    return {**hazelcast_cluster.env(), **unique_maps()}
 
 
 @pytest.fixture
@@ -45,13 +40,6 @@ def scans(tmp_path):
     for path in folder.iterdir():
         os.utime(path, (old, old))
     return folder.parent
-
-
-@pytest.fixture
-def view(env):
-    v = View(env)
-    yield v
-    v.close()
 
 
 def checker_for(env: dict[str, str], watch_dir: Path) -> FreshnessChecker:

@@ -15,15 +15,10 @@ from scan_bridge.logs import HumanFormatter, printable
 from scan_bridge.simulate import write_scan
 from scan_bridge.supervisor import bridge_line
 
-from .support import BridgeRunner, View, unique_maps, wait_for
+from .support import BridgeRunner, View, wait_for
 
 FORGED = "2026-12-01 00:00:00 INFO    [OK] Pushed 1 scans. Latest: #999999"
 HOSTILE = f"scan_000005_120000\n{FORGED}\x1b[2J\u2028x.arrow"
-
-
-@pytest.fixture
-def env(hazelcast_cluster):
-    return {**hazelcast_cluster.env(), **unique_maps()}
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from scan_bridge.bridge_process import Line
 from scan_bridge.logs import JsonFormatter
@@ -42,13 +41,6 @@ def bridge_lines(scans: Path, *rejections: tuple[Path, str, bool]) -> list[str]:
     finally:
         logger.removeHandler(handler)
     return out.getvalue().splitlines()
-
-
-@pytest.fixture
-def scans(tmp_path: Path) -> Path:
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    return folder
 
 
 def supervisor(publisher: Recorder) -> Supervisor:
