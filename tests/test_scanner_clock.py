@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from scan_bridge.document import format_timestamp
-from scan_bridge.downstream import wait_for_fresh_scan
+from scan_bridge.downstream import StaleScanError, wait_for_fresh_scan
 from scan_bridge.health import FreshnessChecker, HealthStatus
 from scan_bridge.settings import DaemonSettings
 from scan_bridge.simulate import write_scan
+from scan_bridge.supervisor import bridge_event
 
 from .support import BridgeRunner, View, unique_maps, wait_for
 
@@ -90,6 +91,9 @@ def test_scanner_restart_mid_stream_numbering_from_1(tmp_path, scans, env, view)
     assert reset["from_number"] == 20 and reset["to_number"] == 1
     assert reset["from_timestamp"] == format_timestamp(T0 + timedelta(seconds=200))
     assert reset["to_timestamp"] == format_timestamp(restart + timedelta(seconds=10))
+    # The daemon turns exactly that record (its fields, not its text) into a scan-bridge.counter-reset event.
+    events = [e for e in map(bridge_event, bridge.log_path.read_text().splitlines()) if e is not None]
+    assert events == [("counter-reset", reset)]
 
 
 def test_daily_counter_across_midnight_with_date_folders(tmp_path, scans, env, view):
@@ -192,7 +196,7 @@ def test_health_check_and_wait_for_fresh_scan_across_a_reset(tmp_path, scans, en
         bridge.wait_logged("Watching")
         for n in range(1, 21):  # the first run, five minutes ago
             write(scans, n, old_run + timedelta(seconds=n))
-        wait_for(latest_is(view, 20), 30, "latest #20 of the first run")
+        old20 = wait_for(latest_is(view, 20), 30, "latest #20 of the first run")
         with FreshnessChecker(settings) as checker:
             before = checker.check(bridge_running=True)
             assert before.status is HealthStatus.STALE and before.scan_number == 20
@@ -201,8 +205,10 @@ def test_health_check_and_wait_for_fresh_scan_across_a_reset(tmp_path, scans, en
                 write(scans, n, fresh + timedelta(milliseconds=n))
             wait_for(latest_is(view, 5), 30, "latest: the new #5")
             wait_for(lambda: view.heartbeat() and view.heartbeat().get("counter_reset"), 10, "the reset in the heartbeat")
-            scan = wait_for_fresh_scan(max_age_s=60, timeout_s=20, settings=settings)
-            assert scan["scan_number"] == 5
+            scan = wait_for_fresh_scan(max_age_s=60, timeout_s=20, settings=settings, newer_than=old20)
+            assert scan["scan_number"] == 5, "newer than #20 by the scanner's time, with a lower number"
+            with pytest.raises(StaleScanError, match="none newer than #5"):
+                wait_for_fresh_scan(max_age_s=60, timeout_s=1, settings=settings, newer_than=scan)
             report = checker.check(bridge_running=True)
         assert report.status is HealthStatus.HEALTHY, report.message
         assert not report.bridge_stuck, report.message

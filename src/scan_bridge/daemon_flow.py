@@ -286,6 +286,12 @@ class PrefectPublisher:
         self._event("gave-up", {**_figures(status), "reason": message[:2000]})
         self._artifact(status, force=True)
 
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
+        """Something the bridge reported that an operator should hear of (``counter-reset``): an event, a note in the history."""
+        self._note(status, name.replace("-", " "))
+        self._event(name, {**_figures(status), "bridge": fields})
+        self._artifact(status, force=True)
+
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""
         self._event("daemon-stopped", {**_figures(status), "reason": reason})

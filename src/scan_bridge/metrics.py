@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, start_http_server
@@ -200,6 +200,9 @@ class DaemonMetrics:
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         self.update(status)
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
+        pass  # nothing to count: a counter reset is an event and a line in the health report, not a metric
 
     # -- the endpoint -------------------------------------------------------------------------------
 

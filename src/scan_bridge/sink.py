@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 #: 200-scan catch-up batch of ~100 KB documents (20 MB) gets 10 s more than a single live scan.
 SLOW_LINK_BYTES_PER_S = 2_000_000
 
+#: History keys below this (2000-01-01T00:00:00Z as a time key) may be scan numbers an older bridge
+#: used as keys; :meth:`ScanSink._upgrade_keys` moves those to their time keys. Chunk of that upgrade.
+LEGACY_KEYS_BELOW = 946_684_800_000_000
+UPGRADE_CHUNK = 100
+
 
 class SinkUnavailable(Exception):
     """The cluster could not be reached within the configured time; the message names where we looked."""
@@ -127,10 +132,49 @@ class ScanSink:
     def refresh(self) -> set[int]:
         """Re-read what the cluster holds (history keys, latest number); called on every (re)connect."""
         keys = {int(k) for k in self._wait(self._history.key_set(), f"key_set of {self._settings.history_map}")}
+        if any(k < LEGACY_KEYS_BELOW for k in keys):
+            keys = self._upgrade_keys(keys)
         self._known = sorted(keys)
         self._numbers = {}
         latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
         self.latest = _scan_id_of(latest)
+        return keys
+
+    def _upgrade_keys(self, keys: set[int]) -> set[int]:
+        """Entries an older bridge keyed by scan number move to their time key; nothing is lost (upgrade, once).
+
+        Only keys below :data:`LEGACY_KEYS_BELOW` are looked at (a number key is small; a time key of a
+        scan stamped after 2000 is not), in chunks, and only those whose document's time gives another
+        key are moved: put under the time key (unless a scan is there already), then the old key removed.
+        Old ``int`` keys (a 32-bit-era bridge) are matched by value, as the member compares them.
+        """
+        legacy = sorted(k for k in keys if k < LEGACY_KEYS_BELOW)
+        moved = 0
+        for i in range(0, len(legacy), UPGRADE_CHUNK):
+            chunk = legacy[i : i + UPGRADE_CHUNK]
+            entries = self._wait(
+                self._history.entry_set(predicate.in_("__key", *chunk)), f"reading old keys of {self._settings.history_map}"
+            )
+            documents: dict[int, Any] = {}
+            old: list[int] = []
+            for key, value in entries:
+                scan = _scan_id_of(value)
+                if scan is None or scan.key == int(key):
+                    continue  # not a scan document, or already a time key (a scan stamped before 2000)
+                old.append(int(key))
+                if scan.key not in keys and scan.key not in documents:
+                    documents[scan.key] = value
+            if documents:
+                self._wait(self._history.put_all(documents), f"moving old keys of {self._settings.history_map}")
+            if old:
+                self._wait(self._history.remove_all(predicate.in_("__key", *old)), f"removing old keys of {self._settings.history_map}")
+            keys = (keys - set(old)) | set(documents)
+            moved += len(old)
+        if moved:
+            log.warning(
+                "Upgraded %s: %d scans moved from scan-number keys to time keys (a bridge before issue 14 wrote them)",
+                self._settings.history_map, moved, extra=fields(event="keys_upgraded", moved=moved),
+            )
         return keys
 
     @property

@@ -77,6 +77,8 @@ class Publisher(Protocol):
 
     def stopped(self, status: DaemonStatus, reason: str) -> None: ...
 
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None: ...
+
 
 class NullPublisher:
     def health(self, status: DaemonStatus, changed: bool) -> None:
@@ -89,6 +91,9 @@ class NullPublisher:
         pass
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
+        pass
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
         pass
 
 
@@ -119,6 +124,29 @@ class Publishers:
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         self._each("stopped", status, reason)
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
+        self._each("bridge_event", status, name, fields)
+
+
+#: Bridge log records that become daemon events: ``fields.event`` in the bridge's JSON line -> event name
+#: (``scan-bridge.<name>``). Read from the record's fields, never from its message text.
+BRIDGE_EVENTS = {"counter_reset": "counter-reset"}
+
+
+def bridge_event(text: str) -> tuple[str, dict[str, Any]] | None:
+    """(event name, the record's fields) for a bridge JSON line whose ``fields.event`` is in :data:`BRIDGE_EVENTS`."""
+    if not text.startswith("{") or '"event"' not in text:  # cheap: most lines are not events
+        return None
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    fields = payload.get("fields") if isinstance(payload, dict) else None
+    if not isinstance(fields, dict):
+        return None
+    name = BRIDGE_EVENTS.get(str(fields.get("event")))
+    return (name, fields) if name is not None else None
 
 
 def bridge_line(text: str, stream: str) -> tuple[int, str]:
@@ -277,8 +305,11 @@ class Supervisor:
         """Act on one message; True when the loop should end."""
         match message:
             case Line(stream=stream, text=text):
+                event = bridge_event(text) if stream == "stdout" else None
                 level, text = bridge_line(text, stream)
                 self.log.log(level, "[Bridge] %s", text)
+                if event is not None:
+                    self.publisher.bridge_event(self.status, *event)
             case Started(pid=pid):
                 self.log.info("Bridge started (pid %d)", pid)
             case Exited(pid=pid, returncode=code):
