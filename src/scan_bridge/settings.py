@@ -217,10 +217,10 @@ class HazelcastSettings(BaseSettings):
     features_map: str = Field(default="DOLPHIN_FEATURES", min_length=1, description="Map holding the latest scan.")
     latest_key: str = Field(default="latest_eigen_scan", min_length=1, description="Key of the latest scan.")
     heartbeat_key: str = Field(default="scan_bridge_heartbeat", min_length=1, description="Key of the bridge heartbeat.")
-    history_map: str = Field(default="DOLPHIN_EIGEN_SCANS", min_length=1, description="Map of every scan, by number.")
+    history_map: str = Field(default="DOLPHIN_EIGEN_SCANS", min_length=1, description="Map of every scan, keyed by its UTC time in microseconds (a long).")
     scan_topic: str = Field(
         default="DOLPHIN_EIGEN_SCAN_EVENTS",
-        description="Reliable topic announcing each new latest scan ({scan_number, timestamp, asset_count, pushed_at}); empty: off.",
+        description="Reliable topic announcing each new latest scan ({scan_number, timestamp, history_key, asset_count, pushed_at}); empty: off.",
     )
 
     @field_validator("hazelcast_members", mode="before")
