@@ -313,6 +313,11 @@ def test_counter_reset_from_the_heartbeat_is_in_the_report() -> None:
     r = classify(healthy_obs(3.0, heartbeat={**heartbeat(1.0), "counter_reset": reset}), TH)
     assert r.status is HealthStatus.HEALTHY and not r.bridge_stuck
     assert r.counter_reset and "#20" in r.counter_reset and "#1" in r.counter_reset
+    assert "counter started again" in r.message
+    # An hour later it stays in the report's field but leaves the message (a per-day counter resets nightly).
+    old = {**reset, "seen_at": iso(3600)}
+    r = classify(healthy_obs(3.0, heartbeat={**heartbeat(1.0), "counter_reset": old}), TH)
+    assert r.counter_reset and "counter started again" not in r.message
 
 
 def test_report_serialises_for_an_operator() -> None:

@@ -107,6 +107,7 @@ def _figures(status: DaemonStatus) -> dict[str, Any]:
             asset_count=report.asset_count,
             heartbeat_age_s=None if report.heartbeat_age_s is None else round(report.heartbeat_age_s, 1),
             newest_on_disk=report.newest_on_disk,
+            counter_reset=None if report.counter_reset is None else printable(report.counter_reset),
         )
     return figures
 

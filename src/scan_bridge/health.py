@@ -256,6 +256,22 @@ def _progression(
     return since, since * 60.0 / elapsed
 
 
+#: A counter reset is named in the report's message for this long after the bridge saw it (the
+#: ``counter_reset`` field keeps the last one for as long as the bridge runs): a per-day counter
+#: resets every midnight, and the message should not carry that all day.
+RESET_NOTE_S = 600.0
+
+
+def _recent_reset(heartbeat: Any, now: datetime) -> bool:
+    reset = heartbeat.get("counter_reset") if isinstance(heartbeat, dict) else None
+    if not isinstance(reset, dict):
+        return True  # seen between two checks: it is recent by definition
+    try:
+        return _age(now, parse_timestamp(reset.get("seen_at"))) <= RESET_NOTE_S
+    except (ValueError, TypeError):
+        return False
+
+
 def _reset_note(heartbeat: Any, scan: ScanId | None, previous: FreshnessReport | None) -> str | None:
     """The last counter reset: the bridge's heartbeat names it; else one seen between two checks."""
     reset = heartbeat.get("counter_reset") if isinstance(heartbeat, dict) else None
@@ -436,7 +452,7 @@ def classify(
         )
     if not heartbeat_stale:  # else the stuck note says it
         detail += f"; {heartbeat_note}"
-    if reset_note is not None:
+    if reset_note is not None and _recent_reset(heartbeat, now):
         detail += f"; {reset_note} (not a fault; no restart)"
 
     if age < -th.clock_skew_tolerance_s:
