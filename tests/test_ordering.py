@@ -111,3 +111,32 @@ def test_a_bad_zone_name_is_a_clear_error(name: str, tmp_path) -> None:
     with pytest.raises(ValidationError) as info:
         BridgeSettings(watch_dir=tmp_path, scanner_timezone=name)
     assert "--scanner-timezone / SCAN_BRIDGE_SCANNER_TIMEZONE" in describe_validation_error(info.value)
+
+
+def test_the_reader_applies_the_zone_to_naive_text_and_naive_arrow_columns(tmp_path) -> None:
+    import pyarrow as pa
+
+    from scan_bridge.scanfile import read_scan
+    from scan_bridge.simulate import table_bytes
+
+    def file(name: str, table: pa.Table) -> object:
+        path = tmp_path / name
+        path.write_bytes(table_bytes(table))
+        return path
+
+    text = file("text.arrow", pa.table({"asset": ["A"]}).replace_schema_metadata(
+        {"scan_number": "1", "timestamp": "2026-10-25T02:30:00"}))
+    column = file("column.arrow", pa.table({
+        "asset": ["A"], "scan_number": [2],
+        "timestamp": pa.array([datetime(2026, 6, 1, 14, 0)], pa.timestamp("us")),  # no zone: wall-clock time
+    }))
+    zoned = file("zoned.arrow", pa.table({
+        "asset": ["A"], "scan_number": [3],
+        "timestamp": pa.array([datetime(2026, 6, 1, 14, 0)], pa.timestamp("us", tz="UTC")),  # an instant
+    }))
+    record = read_scan(text, 1 << 20, zone=AMS)
+    assert (record.timestamp, record.timestamp_alt) == (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
+    assert b'"timestamp":"2026-10-25T00:30:00.000000Z"' in record.body_json, "documents carry UTC"
+    assert read_scan(column, 1 << 20, zone=AMS).timestamp == datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert read_scan(column, 1 << 20).timestamp == datetime(2026, 6, 1, 14, 0, tzinfo=UTC), "default: UTC"
+    assert read_scan(zoned, 1 << 20, zone=AMS).timestamp == datetime(2026, 6, 1, 14, 0, tzinfo=UTC)

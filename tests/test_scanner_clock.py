@@ -94,6 +94,9 @@ def test_scanner_restart_mid_stream_numbering_from_1(tmp_path, scans, env, view)
     # The daemon turns exactly that record (its fields, not its text) into a scan-bridge.counter-reset event.
     events = [e for e in map(bridge_event, bridge.log_path.read_text().splitlines()) if e is not None]
     assert events == [("counter-reset", reset)]
+    # These scans are stamped in March, their files written now: one warning line naming the likely cause.
+    mismatches = [line for line in bridge.lines() if line.get("fields", {}).get("event") == "clock_mismatch"]
+    assert len(mismatches) == 1 and "SCAN_BRIDGE_SCANNER_TIMEZONE" in mismatches[0]["message"]
 
 
 def test_daily_counter_across_midnight_with_date_folders(tmp_path, scans, env, view):
