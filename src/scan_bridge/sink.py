@@ -119,6 +119,7 @@ class ScanSink:
         self._topic = self._client.get_reliable_topic(settings.scan_topic) if settings.scan_topic else None
         self._known: list[int] = []  # sorted history keys (scan times) present, as far as we know
         self._numbers: dict[int, int] = {}  # key -> scan number, for the keys this sink wrote
+        self._in_flight: set[int] = set()  # keys submitted, not yet known written (cleared by refresh)
         self.latest: ScanId | None = None
         self.last_reset: dict[str, Any] | None = None  # the last counter reset seen, for the heartbeat
         self._started_at = _now().isoformat()
@@ -136,6 +137,7 @@ class ScanSink:
             keys = self._upgrade_keys(keys)
         self._known = sorted(keys)
         self._numbers = {}
+        self._in_flight = set()  # a batch that failed is pushed again by the reconcile that follows
         latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
         self.latest = _scan_id_of(latest)
         return keys
@@ -216,7 +218,7 @@ class ScanSink:
         kept: list[ScanRecord] = []
         for record in records:
             key = record.key
-            if key in documents or self.is_present(key):
+            if key in documents or key in self._in_flight or self.is_present(key):
                 self._same_time(record, key)
                 continue
             documents[key] = HazelcastJsonValue(document_json(record, pushed_at))
@@ -255,6 +257,8 @@ class ScanSink:
                 }).decode()
         timeout = self._call_timeout + size / SLOW_LINK_BYTES_PER_S
         numbers = {r.key: r.scan_number for r in kept}
+        self._in_flight.update(numbers)
+        self._numbers.update(numbers)  # for the "same time as #N" line; a failed write is re-read by refresh
         return PendingPush(
             self, list(documents), newest.scan_number if moves_latest and newest else None, futures, event, timeout,
             key_numbers=numbers, resets=resets,
@@ -293,6 +297,7 @@ class ScanSink:
             if index == len(self._known) or self._known[index] != key:
                 self._known.insert(index, key)
         self._numbers.update(numbers or {})
+        self._in_flight.difference_update(keys)
         self._trim_if_due()
 
     def _announce(self, event: str) -> None:
