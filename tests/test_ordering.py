@@ -140,3 +140,21 @@ def test_the_reader_applies_the_zone_to_naive_text_and_naive_arrow_columns(tmp_p
     assert read_scan(column, 1 << 20, zone=AMS).timestamp == datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     assert read_scan(column, 1 << 20).timestamp == datetime(2026, 6, 1, 14, 0, tzinfo=UTC), "default: UTC"
     assert read_scan(zoned, 1 << 20, zone=AMS).timestamp == datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
+
+
+def test_the_health_check_finds_the_newest_scan_not_the_file_copied_last(tmp_path) -> None:
+    """A late, older file copied in last must not hide the newer scan written just before (issue 14)."""
+    import os
+    import time
+
+    from scan_bridge.health import probe_disk
+    from scan_bridge.simulate import write_scan
+
+    now = time.time()
+    newer = write_scan(tmp_path / "scan_000005_120500.arrow", 5, 3, timestamp=T0 + timedelta(minutes=5))
+    late = write_scan(tmp_path / "scan_000021_120330.arrow", 21, 3, timestamp=T0 + timedelta(seconds=210))
+    os.utime(newer, (now - 60, now - 60))
+    os.utime(late, (now - 30, now - 30))  # modified last
+    newest, complete = probe_disk(tmp_path, grace_s=10, now=now)
+    assert newest is not None and newest.scan_number == 21, "the file modified last, for the operator"
+    assert complete is not None and complete.scan_number == 5 and complete.timestamp == T0 + timedelta(minutes=5)

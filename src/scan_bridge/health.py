@@ -533,17 +533,26 @@ def scan_id_of_file(path: Path, zone: tzinfo = UTC) -> ScanId | None:
     return record.scan_id
 
 
+#: How many complete files (newest by modification time first) the check reads to find the newest
+#: *scan* among them: a late, older file copied in last must not hide a newer scan written just before.
+COMPLETE_COMPARED = 5
+
+
 def probe_disk(
     root: Path, grace_s: float, now: float | None = None, look_at: int = 20, zone: tzinfo = UTC
 ) -> tuple[DiskFile | None, DiskFile | None]:
-    """(newest scan file, newest *complete* scan file) under ``root``.
+    """(newest scan file, newest *complete* scan) under ``root``.
 
-    Complete means unmodified for ``grace_s``: a file still being written keeps a fresh mtime. We look
-    past the newest file because a scanner writing every few seconds always has a file younger than
-    the grace; ``look_at`` bounds how far (the listing is newest-first and lazy, see discovery).
+    The first is the file modified last (complete or not: what the scanner is doing). The second is
+    the newest scan by :mod:`scan_bridge.ordering` (the scanner's time, with the scanner's ``zone``)
+    among the first :data:`COMPLETE_COMPARED` complete files, newest modified first. Complete means
+    unmodified for ``grace_s``: a file still being written keeps a fresh mtime. We look past the
+    newest file because a scanner writing every few seconds always has a file younger than the
+    grace; ``look_at`` bounds how far (the listing is newest-first and lazy, see discovery).
     """
     now = time.time() if now is None else now
     newest: DiskFile | None = None
+    complete_files: list[DiskFile] = []
     for path in newest_files(root, look_at):
         try:
             mtime = path.stat().st_mtime
@@ -556,8 +565,15 @@ def probe_disk(
         if newest is None:
             newest = entry
         if complete:
-            return newest, entry
-    return newest, None
+            complete_files.append(entry)
+            if len(complete_files) >= COMPLETE_COMPARED:
+                break
+    best: DiskFile | None = complete_files[0] if complete_files else None
+    for entry in complete_files:
+        scan = entry.scan_id
+        if scan is not None and (best is None or best.scan_id is None or is_newer(scan, best.scan_id)):
+            best = entry
+    return newest, best
 
 
 # --------------------------------------------------------------------------------------------------
