@@ -79,6 +79,8 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
         env[f"SCAN_BRIDGE_{name.upper()}"] = str(value)
     if settings.watch_dir is not None:
         env["SCAN_BRIDGE_WATCH_DIR"] = str(settings.watch_dir)
+    # The bridge reads scan times in the zone the health check reads them in (issue 14).
+    env["SCAN_BRIDGE_SCANNER_TIMEZONE"] = settings.scanner_timezone
     # Each forwarded line is a row in Prefect's database for as long as the run is kept: under the
     # daemon the bridge summarises once a minute unless told otherwise.
     env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "60")
