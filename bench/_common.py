@@ -208,13 +208,15 @@ class KeyEvents:
         self.map = hz.get_map(map_name)
         self.seen: dict[int, float] = {}
         self._cond = threading.Condition()
+        # Keys are scan times since issue 14: the scan number comes from the value (one more ~100 KB
+        # per event to this listener; the bridge's own path is unchanged).
         self._registration = self.map.add_entry_listener(
-            include_value=False, added_func=self._on, updated_func=self._on
+            include_value=True, added_func=self._on, updated_func=self._on
         ).result()
 
     def _on(self, event: Any) -> None:
         now = time.perf_counter()
-        key = int(event.key)
+        key = int(json.loads(event.value.to_string())["scan_number"])
         with self._cond:
             self.seen.setdefault(key, now)
             self._cond.notify_all()

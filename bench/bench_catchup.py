@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     documents: dict[int, HazelcastJsonValue] = {}
     for path in files:
         record = read_scan(path, 1 << 30)
-        documents[record.scan_number] = HazelcastJsonValue(document_json(record, pushed_at))
+        documents[record.key] = HazelcastJsonValue(document_json(record, pushed_at))  # the bridge's key: the time
     doc_bytes = sum(len(d.to_string()) for d in documents.values())
 
     print_header("Catch-up of a backlog")

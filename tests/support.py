@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hazelcast
+from hazelcast import predicate, projection
 
 from scan_bridge.document import HISTORY_KEY_INT_TYPE
 
@@ -59,7 +60,17 @@ class View:
         self.history = self.client.get_map(env.get("SCAN_BRIDGE_HISTORY_MAP", "DOLPHIN_EIGEN_SCANS")).blocking()
 
     def history_keys(self) -> set[int]:
+        """The scan NUMBERS in history (keys are the scans' times since issue 14; see :meth:`raw_keys`)."""
+        return {int(n) for n in self.history.project(projection.single_attribute("scan_number"))}
+
+    def raw_keys(self) -> set[int]:
+        """The history keys themselves: microseconds since the epoch of each scan's UTC timestamp."""
         return {int(k) for k in self.history.key_set()}
+
+    def scans(self) -> list[dict[str, Any]]:
+        """Every document in history, oldest key (time) first."""
+        entries = sorted(self.history.entry_set(), key=lambda kv: int(kv[0]))
+        return [json.loads(value.to_string()) for _key, value in entries]
 
     def latest(self) -> dict[str, Any] | None:
         value = self.features.get("latest_eigen_scan")
@@ -70,8 +81,10 @@ class View:
         return None if value is None else json.loads(value.to_string())
 
     def scan(self, number: int) -> dict[str, Any] | None:
-        value = self.history.get(number)
-        return None if value is None else json.loads(value.to_string())
+        """The newest scan numbered ``number`` (looked up by the document's field: keys are times)."""
+        values = self.history.values(predicate.equal("scan_number", number))
+        documents = [json.loads(value.to_string()) for value in values]
+        return max(documents, key=lambda d: d["timestamp"]) if documents else None
 
     def close(self) -> None:
         self.client.shutdown()

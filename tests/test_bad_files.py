@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
@@ -72,21 +73,22 @@ def test_scan_numbers_beyond_32_bits_are_pushed_trimmed_and_read_as_longs(tmp_pa
     # Before: keys were sent as 32-bit Java ints; #2**31 failed to serialise, was never rejected,
     # and every catch-up batch holding it failed for ever.
     base = 2**31
+    T0 = datetime(2026, 3, 24, 12, tzinfo=UTC)  # distinct times: two scans claiming one instant are one slot (issue 14)
     for offset in range(5):
-        scan_path(scans, offset).write_bytes(hostile.scan_with_number(base + offset))
+        scan_path(scans, offset).write_bytes(hostile.scan_with_number(base + offset, T0 + timedelta(seconds=offset)))
     with BridgeRunner(scans, env, tmp_path / "bridge.log", "--retention", "3") as bridge:
         # Retention 3: the start pushes the newest 3 (older ones would be trimmed at once).
         wait_for(lambda: view.history_keys() == {base + i for i in range(2, 5)}, 60, "numbers from 2**31 in history")
         assert view.latest()["scan_number"] == base + 4
         assert view.scan(base + 4)["scan_number"] == base + 4  # looked up with a long key
         for offset in range(5, 20):  # one at a time: a burst above retention would push only its newest 3
-            scan_path(scans, offset).write_bytes(hostile.scan_with_number(base + offset))
+            scan_path(scans, offset).write_bytes(hostile.scan_with_number(base + offset, T0 + timedelta(seconds=offset)))
             wait_for(lambda: base + offset in view.history_keys(), 30, f"#2**31+{offset}")
         # Retention trims with predicate.less("__key", a long): it must compare the long keys.
         wait_for(lambda: len(view.history_keys()) <= 3 + 10, 10, "history trimmed")
         assert min(view.history_keys()) >= base + 19 - 13
         huge = 2**62
-        scan_path(scans, 99).write_bytes(hostile.scan_with_number(huge))
+        scan_path(scans, 99).write_bytes(hostile.scan_with_number(huge, T0 + timedelta(seconds=99)))
         wait_for(lambda: (view.latest() or {}).get("scan_number") == huge, 30, "a 63-bit scan number as latest")
         assert not rejections(bridge)
         assert bridge.stop() == 0

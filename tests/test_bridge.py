@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -230,6 +231,12 @@ def test_bad_files_are_rejected_one_line_each_and_the_bridge_goes_on(tmp_path, s
 
 
 def test_latest_never_moves_backwards_but_late_scans_fill_history(tmp_path, scans, env, view):
+    # "Late" means stamped earlier (issue 14: the scanner's time orders scans, not the numbers): scan n at T0 + n s.
+    t0 = datetime(2026, 3, 24, 12, 0, tzinfo=UTC)
+
+    def write(root: Path, number: int) -> Path:
+        return write_scan(scan_path(root, number), number, 20, timestamp=t0 + timedelta(seconds=number))
+
     with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
         bridge.wait_logged("Watching")
         write(scans, 100)

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,10 @@ def env_for(cluster: LocalCluster, **extra: str) -> dict[str, str]:
     }
 
 
-def write(root: Path, number: int) -> Path:
+def write(root: Path, number: int, timestamp: datetime | None = None) -> Path:
     folder = root / "2026-03-24"
     folder.mkdir(parents=True, exist_ok=True)
-    return write_scan(folder / f"scan_{number:06d}_120000.arrow", number, 20)
+    return write_scan(folder / f"scan_{number:06d}_120000.arrow", number, 20, timestamp=timestamp)
 
 
 def _stopped(pid: int) -> bool:
@@ -213,7 +214,7 @@ def test_late_older_scan_after_a_reconnect_leaves_latest_alone(tmp_path, scans, 
             thaw(member)  # same member, same data: the reconcile pushes nothing, latest is re-read
         bridge.wait_logged("Reconnected", 90)
         settled(env, set(range(100, 111)), 90, "after the reconnect")
-        write(scans, 95)  # late, and older than latest
+        write(scans, 95, datetime.now(UTC) - timedelta(hours=1))  # late, and older (stamped earlier) than latest
         view = View(env)
         try:
             wait_for(lambda: 95 in view.history_keys(), 30, "late scan 95 in history")

@@ -206,7 +206,7 @@ def test_topic_listener_gets_each_scan_the_bridge_pushes_in_order_and_the_wait_e
     assert numbers == sorted(set(numbers)), numbers  # in order, no repeats (a catch-up batch announces its newest)
     assert numbers[-1] == 10
     last = received[-1]
-    assert set(last) == {"scan_number", "timestamp", "asset_count", "pushed_at"}
+    assert set(last) == {"scan_number", "timestamp", "history_key", "asset_count", "pushed_at"}
     assert last["asset_count"] == 5
     assert last["timestamp"].endswith("Z") and last["pushed_at"].endswith("Z")
 

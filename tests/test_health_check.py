@@ -147,9 +147,13 @@ def test_stale_scanner_silent(settings: DaemonSettings, put: Callable[..., None]
 
 def test_stale_bridge_stuck_by_newer_file(settings: DaemonSettings, put: Callable[..., None]) -> None:
     put(latest_doc(4228, 120.0), heartbeat_doc(1.0))
-    scan_file(settings.watch_dir, "scan_004228_120000.arrow", 121.0)  # type: ignore[arg-type]
-    scan_file(settings.watch_dir, "scan_004230_120010.arrow", 60.0)  # type: ignore[arg-type]
-    scan_file(settings.watch_dir, "scan_004231_120015.arrow", 1.0)  # type: ignore[arg-type] # still being written
+    def meta(number: int, age_s: float) -> dict[bytes, bytes]:  # "newer" is the scan's time (issue 14): files carry it
+        stamp = (datetime.now(UTC) - timedelta(seconds=age_s)).isoformat()
+        return {b"scan_number": str(number).encode(), b"timestamp": stamp.encode()}
+
+    scan_file(settings.watch_dir, "scan_004228_120000.arrow", 121.0, meta(4228, 120.0))  # type: ignore[arg-type]
+    scan_file(settings.watch_dir, "scan_004230_120010.arrow", 60.0, meta(4230, 60.0))  # type: ignore[arg-type]
+    scan_file(settings.watch_dir, "scan_004231_120015.arrow", 1.0, meta(4231, 1.0))  # type: ignore[arg-type] # still being written
     report = check_hazelcast_data_freshness(settings)
     assert report.status is HealthStatus.STALE, report.message
     assert report.cause is StaleCause.BRIDGE_STUCK

@@ -48,9 +48,11 @@ def heartbeat(age_s: float, pid: int = 4321) -> dict[str, Any]:
     }
 
 
-def disk(number: int | None, age_s: float, name: str | None = None) -> DiskFile:
+def disk(number: int | None, age_s: float, name: str | None = None, stamped_age_s: float | None = None) -> DiskFile:
+    """A file written ``age_s`` ago; its scan stamped ``stamped_age_s`` ago (default: when it was written)."""
     name = name or (f"scan_{number:06d}_120000.arrow" if number is not None else "unnamed.arrow")
-    return DiskFile(path=f"/data/2024-05-01/{name}", scan_number=number, mtime=NOW.timestamp() - age_s)
+    stamped = NOW - timedelta(seconds=age_s if stamped_age_s is None else stamped_age_s)
+    return DiskFile(path=f"/data/2024-05-01/{name}", scan_number=number, mtime=NOW.timestamp() - age_s, timestamp=stamped)
 
 
 def observe(**fields: Any) -> Observation:
@@ -256,9 +258,15 @@ def test_file_without_number_cannot_be_compared() -> None:
 
 
 def test_older_file_on_disk_is_not_newer() -> None:
-    """The scanner restarted its numbering: a lower number is not something the bridge missed."""
+    """A file stamped before Hazelcast's scan is not something the bridge missed, whatever its number."""
+    r = classify(healthy_obs(90.0, newest_complete_file=disk(5000, 30.0, stamped_age_s=100.0)), TH)
+    assert r.cause is StaleCause.SCANNER_SILENT and not r.bridge_stuck
+
+
+def test_lower_number_stamped_later_is_newer() -> None:
+    """The scanner restarted its numbering (issue 14): #3 stamped after Hazelcast's #4228 is newer, and unpushed."""
     r = classify(healthy_obs(90.0, newest_complete_file=disk(3, 30.0)), TH)
-    assert r.cause is StaleCause.SCANNER_SILENT
+    assert r.cause is StaleCause.BRIDGE_STUCK and r.unpushed_scan_number == 3
 
 
 def test_thresholds_are_configurable() -> None:
@@ -290,10 +298,26 @@ def test_no_progression_without_previous_or_with_reset_numbering() -> None:
     r = classify(healthy_obs(3.0), TH)
     assert r.scans_since_previous is None and r.scans_per_minute is None
     previous = FreshnessReport(
-        status=HealthStatus.HEALTHY, message="x", checked_at=NOW - timedelta(seconds=30), scan_number=9000
+        status=HealthStatus.HEALTHY, message="x", checked_at=NOW - timedelta(seconds=30), scan_number=9000,
+        scan_timestamp=NOW - timedelta(seconds=33),
     )
     r = classify(healthy_obs(3.0), TH, previous)
-    assert r.scans_since_previous == 4228 - 9000 and r.scans_per_minute is None
+    # #4228 stamped after #9000: the counter started again; the difference of numbers means nothing (issue 14).
+    assert r.scans_since_previous is None and r.scans_per_minute is None
+    assert r.counter_reset == "scanner counter started again: #9000 then #4228"
+    assert "counter started again" in r.message and r.status is HealthStatus.HEALTHY
+
+
+def test_counter_reset_from_the_heartbeat_is_in_the_report() -> None:
+    reset = {"from_number": 20, "from_timestamp": iso(60), "to_number": 1, "to_timestamp": iso(50), "seen_at": iso(49)}
+    r = classify(healthy_obs(3.0, heartbeat={**heartbeat(1.0), "counter_reset": reset}), TH)
+    assert r.status is HealthStatus.HEALTHY and not r.bridge_stuck
+    assert r.counter_reset and "#20" in r.counter_reset and "#1" in r.counter_reset
+    assert "counter started again" in r.message
+    # An hour later it stays in the report's field but leaves the message (a per-day counter resets nightly).
+    old = {**reset, "seen_at": iso(3600)}
+    r = classify(healthy_obs(3.0, heartbeat={**heartbeat(1.0), "counter_reset": old}), TH)
+    assert r.counter_reset and "counter started again" not in r.message
 
 
 def test_report_serialises_for_an_operator() -> None:

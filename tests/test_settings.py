@@ -151,6 +151,13 @@ def test_the_daemon_passes_a_password_file_on_as_the_file(tmp_path: Path, monkey
     assert BridgeSettings().client_config()["creds_password"] == "hidden"
 
 
+def test_the_daemon_passes_its_scanner_timezone_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bridge reads scan times in the zone the health check reads them in (issue 14)."""
+    env = bridge_environment(DaemonSettings(scanner_timezone="Europe/Amsterdam", watch_dir=tmp_path))
+    monkeypatch.setattr(os, "environ", {**env})
+    assert str(BridgeSettings().scanner_zone) == "Europe/Amsterdam"
+
+
 # -- the command -------------------------------------------------------------------------------------------
 
 

@@ -82,6 +82,8 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
         env[f"SCAN_BRIDGE_{name.upper()}"] = str(value)
     if settings.watch_dir is not None:
         env["SCAN_BRIDGE_WATCH_DIR"] = str(settings.watch_dir)
+    # The bridge reads scan times in the zone the health check reads them in (issue 14).
+    env["SCAN_BRIDGE_SCANNER_TIMEZONE"] = settings.scanner_timezone
     # Each forwarded line is a row in Prefect's database for as long as the run is kept: under the
     # daemon the bridge summarises once a minute unless told otherwise.
     env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "60")
@@ -110,6 +112,7 @@ def _figures(status: DaemonStatus) -> dict[str, Any]:
             asset_count=report.asset_count,
             heartbeat_age_s=None if report.heartbeat_age_s is None else round(report.heartbeat_age_s, 1),
             newest_on_disk=report.newest_on_disk,
+            counter_reset=None if report.counter_reset is None else printable(report.counter_reset),
         )
     return figures
 
@@ -298,6 +301,12 @@ class PrefectPublisher:
             "bridge_pid": status.pid,
             "restarts_total": status.restarts_total,
         })
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
+        """Something the bridge reported that an operator should hear of (``counter-reset``): an event, a note in the history."""
+        self._note(status, name.replace("-", " "))
+        self._event(name, {**_figures(status), "bridge": fields})
+        self._artifact(status, force=True)
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""

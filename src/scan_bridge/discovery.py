@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -224,6 +224,21 @@ def _sort_key(entry: os.DirEntry[str]) -> tuple[int, int, str] | None:
         return None
     number = scan_number_from_name(entry.name)
     return (-mtime_ns, -(number if number is not None else -1), entry.path)
+
+
+def newest_first(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` in the order :func:`iter_newest` gives files (mtime, then scan number), newest first;
+    paths that cannot be ``stat``-ed (gone) last. For a set of files already in hand (a burst of events)."""
+
+    def key(path: Path) -> tuple[int, int, str]:
+        try:
+            mtime_ns = os.stat(path, follow_symlinks=False).st_mtime_ns
+        except OSError:
+            return (1, 0, str(path))
+        number = scan_number_from_name(path)
+        return (-mtime_ns, -(number if number is not None else -1), str(path))
+
+    return sorted(paths, key=key)
 
 
 def iter_newest(root: str | os.PathLike[str], *, tree: FolderTree | None = None) -> Iterator[Path]:

@@ -27,7 +27,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from importlib import metadata as _importlib_metadata
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +47,11 @@ RESERVED_KEYS: frozenset[str] = frozenset({"asset_count", "assets", "columns", "
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-#: History keys are scan numbers stored as Java ``long`` (64-bit signed), whatever their size, so a
-#: Java consumer looks them up with ``map.get(4228L)`` and a Python one with a client whose
+#: History keys are Java ``long`` (64-bit signed): since issue 14 the scan's UTC timestamp in
+#: microseconds since the epoch (:func:`scan_bridge.ordering.history_key`), before that its number.
+#: A Java consumer looks them up with ``map.get(1714564800000000L)``, a Python one with a client whose
 #: ``default_int_type`` is :data:`HISTORY_KEY_INT_TYPE` (``HazelcastSettings.client_config`` sets it).
-#: The one place that decides the key type; a number that does not fit is rejected by the reader.
+#: The one place that decides the key type. Scan numbers still fit a long (the document's field).
 HISTORY_KEY_INT_TYPE = "LONG"
 SCAN_NUMBER_MAX = 2**63 - 1
 
@@ -85,31 +86,56 @@ def format_timestamp(value: datetime) -> str:
     )
 
 
-def parse_timestamp(value: object) -> datetime:
+def parse_timestamp(value: object, zone: tzinfo = UTC) -> datetime:
     """A scan timestamp as a tz-aware UTC datetime.
 
-    Accepts a ``datetime`` (naive means UTC), a ``date`` (midnight UTC), epoch seconds as ``int`` or
-    ``float`` (or text holding such a number), and ISO-8601 text (``Z`` or any offset; naive means UTC).
+    Accepts a ``datetime`` (naive means wall-clock time in ``zone``), a ``date`` (midnight UTC), epoch
+    seconds as ``int`` or ``float`` (or text holding such a number), and ISO-8601 text (``Z`` or any
+    offset; no offset means ``zone``). ``zone`` is the scanner's time zone (setting
+    ``scanner_timezone``, default UTC); an ambiguous local time (the hour that repeats in autumn) is
+    read as its first occurrence here: :func:`parse_scan_time` gives both readings.
     Raises ``ValueError`` with a short reason for anything else (bools, NaN, out-of-range numbers, other text).
     """
+    return parse_scan_time(value, zone)[0]
+
+
+def parse_scan_time(value: object, zone: tzinfo = UTC) -> tuple[datetime, datetime | None]:
+    """(UTC instant, the other UTC instant when the text is an ambiguous naive local time, else None).
+
+    See :func:`parse_timestamp`; the bridge picks between the two readings with
+    :func:`scan_bridge.ordering.resolve_fold`.
+    """
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _in_zone(value, zone) if value.tzinfo is None else (value.astimezone(UTC), None)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC), None
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{value!r} is not a timestamp")
     if isinstance(value, (int, float)):
-        return _from_epoch_seconds(value)
+        return _from_epoch_seconds(value), None
     if isinstance(value, str):
         text = value.strip()
         if _NUMBER_TEXT.fullmatch(text):
-            return _from_epoch_seconds(float(text) if any(c in text for c in ".eE") else int(text))
+            return _from_epoch_seconds(float(text) if any(c in text for c in ".eE") else int(text)), None
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{value!r} is neither ISO-8601 nor epoch seconds") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return _in_zone(parsed, zone) if parsed.tzinfo is None else (parsed.astimezone(UTC), None)
     raise ValueError(f"{type(value).__name__} {value!r} is not a timestamp")
+
+
+def _in_zone(naive: datetime, zone: tzinfo) -> tuple[datetime, datetime | None]:
+    """A naive wall-clock time in ``zone`` as UTC; the second reading too when the time repeats (DST end)."""
+    if zone is UTC:
+        return naive.replace(tzinfo=UTC), None
+    try:
+        first = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        second = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{naive.isoformat()} in {zone} is out of range") from None
+    # fold=1 differs from fold=0 in the repeated hour (later instant) and in the spring gap (earlier instant).
+    return first, (second if second > first else None)
 
 
 def _from_epoch_seconds(seconds: float) -> datetime:
@@ -237,6 +263,18 @@ def encode_body(
         return orjson.dumps(document, default=_default, option=ORJSON_OPTIONS)
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"cannot serialise the scan as JSON: {exc}") from None
+
+
+def replace_body_timestamp(body: bytes, scan_number: int, old: datetime, new: datetime) -> bytes:
+    """``body`` (from :func:`encode_body`) with its ``timestamp`` changed from ``old`` to ``new``, nothing else touched.
+
+    :func:`encode_body` always starts a body ``{"scan_number":N,"timestamp":"..."``; a body that does
+    not is a programming error (ValueError), never silently left with the wrong time.
+    """
+    head = b'{"scan_number":%d,"timestamp":"%s"' % (scan_number, format_timestamp(old).encode())
+    if not body.startswith(head):
+        raise ValueError("body does not start with its scan_number and timestamp")
+    return b'{"scan_number":%d,"timestamp":"%s"' % (scan_number, format_timestamp(new).encode()) + body[len(head):]
 
 
 def _path_text(path: os.PathLike[str] | str) -> str:

@@ -15,11 +15,12 @@ dead cluster is a :class:`StaleScanError` naming its address rather than a hang.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .document import parse_timestamp
 from .health import FreshnessChecker
+from .ordering import ScanId, is_newer
 from .settings import DaemonSettings, HazelcastSettings
 
 __all__ = ["StaleScanError", "wait_for_fresh_scan", "wait_for_fresh_scan_task"]
@@ -67,6 +68,7 @@ def wait_for_fresh_scan(
     *,
     poll_interval_s: float = 0.5,
     clock: Callable[[], float] = time.time,
+    newer_than: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The latest scan document, as soon as its age (now minus its ``timestamp``) is at most ``max_age_s``.
 
@@ -76,7 +78,14 @@ def wait_for_fresh_scan(
     ``timeout_s`` (plus a little slack) when no fresh scan was seen, naming the age last seen, or that
     no scan or no cluster was seen, and the cluster's address. ``settings`` defaults to the
     ``SCAN_BRIDGE_*`` environment. A scan stamped in the future (clock skew) counts as fresh.
+
+    ``newer_than`` (a scan document, e.g. the one the caller handled last): wait for a scan newer
+    than it, as :mod:`scan_bridge.ordering` decides (later in the scanner's time, whatever the
+    numbers: a scanner that numbers again from 1 is followed).
     """
+    after = None
+    if newer_than is not None:
+        after = ScanId(parse_timestamp(newer_than["timestamp"]), int(newer_than["scan_number"]))
     if max_age_s < 0 or timeout_s < 0 or poll_interval_s <= 0:
         raise ValueError("max_age_s and timeout_s must be >= 0, poll_interval_s > 0")
     s = _daemon_settings(settings)
@@ -107,7 +116,11 @@ def wait_for_fresh_scan(
                         seen_scan = True
                         last_number = latest.get("scan_number")
                         last_age = clock() - stamp.timestamp()
-                        if last_age <= max_age_s:
+                        number = latest.get("scan_number")
+                        newer = after is None or (
+                            isinstance(number, int) and is_newer(ScanId(stamp, number), after)
+                        )
+                        if last_age <= max_age_s and newer:
                             return latest
             remaining = deadline - time.monotonic()
             if remaining <= _SLACK_S:
@@ -118,6 +131,8 @@ def wait_for_fresh_scan(
 
     if seen_scan and last_age is not None and last_error is None:
         what = f"last saw scan #{last_number} {last_age:.1f}s old"
+        if after is not None:
+            what += f", none newer than {after.describe()}"
     elif last_error is not None:
         what = last_error + (f" (earlier saw scan #{last_number} {last_age:.1f}s old)" if seen_scan else "")
     else:

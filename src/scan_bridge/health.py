@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,6 +44,7 @@ from .discovery import newest_files, scan_number_from_name
 from .document import DEFAULT_MAX_FILE_BYTES, decode_metadata, parse_scan_number, parse_timestamp
 from .hzcall import CLOSE_DEADLINE_S, CallTimedOut, StartedClient, wait_future
 from .logs import printable
+from .ordering import ScanId, compare, is_counter_reset, is_newer
 from .settings import DaemonSettings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ __all__ = [
     "check_hazelcast_data_freshness",
     "classify",
     "probe_disk",
+    "scan_id_of_file",
     "scan_number_of_file",
 ]
 
@@ -119,6 +121,11 @@ class DiskFile(BaseModel):
     path: str
     scan_number: int | None  # None: neither the name nor the file's metadata told
     mtime: float  # epoch seconds
+    timestamp: datetime | None = None  # the scan's time (UTC), read with the scanner's zone; None: unreadable
+
+    @property
+    def scan_id(self) -> ScanId | None:
+        return None if self.timestamp is None or self.scan_number is None else ScanId(self.timestamp, self.scan_number)
 
 
 class Observation(BaseModel):
@@ -178,6 +185,8 @@ class FreshnessReport(BaseModel):
     newest_on_disk_age_s: float | None = None
     unpushed_file: str | None = None  # a complete file newer than Hazelcast's scan
     unpushed_scan_number: int | None = None
+    # the scanner's counter started again (from the bridge's heartbeat, or seen between two checks)
+    counter_reset: str | None = None
     disk_error: str | None = None
     hazelcast_error: str | None = None
 
@@ -221,16 +230,63 @@ def _heartbeat_age(heartbeat: dict[str, Any], now: datetime) -> float | None:
         return None
 
 
+def _scan_id(number: int | None, timestamp: datetime | None) -> ScanId | None:
+    return None if number is None or timestamp is None else ScanId(timestamp, number)
+
+
 def _progression(
-    scan_number: int | None, checked_at: datetime, previous: FreshnessReport | None
+    scan: ScanId | None, checked_at: datetime, previous: FreshnessReport | None
 ) -> tuple[int | None, float | None]:
-    if previous is None or scan_number is None or previous.scan_number is None:
+    """Scans since the previous check, and per minute; None where the numbers cannot tell.
+
+    Which scan is newer is :mod:`scan_bridge.ordering`'s call (time), not the numbers': a later scan
+    with a lower number is a counter that started again, and the difference of numbers means nothing.
+    """
+    before = None if previous is None else _scan_id(previous.scan_number, previous.scan_timestamp)
+    if before is None or scan is None:
         return None, None
-    since = scan_number - previous.scan_number
-    elapsed = _age(checked_at, previous.checked_at)
-    if elapsed <= 0 or since < 0:  # a clock step, or the scanner restarted its numbering
+    order = compare(scan, before)
+    if order == 0:
+        since = 0
+    elif order < 0 or is_counter_reset(before, scan):  # a new, empty cluster refilled; or numbering from 1 again
+        return None, None
+    else:
+        since = scan.scan_number - before.scan_number
+    elapsed = _age(checked_at, previous.checked_at) if previous is not None else 0.0
+    if elapsed <= 0:  # a clock step
         return since, None
     return since, since * 60.0 / elapsed
+
+
+#: A counter reset is named in the report's message for this long after the bridge saw it (the
+#: ``counter_reset`` field keeps the last one for as long as the bridge runs): a per-day counter
+#: resets every midnight, and the message should not carry that all day.
+RESET_NOTE_S = 600.0
+
+
+def _recent_reset(heartbeat: Any, now: datetime) -> bool:
+    reset = heartbeat.get("counter_reset") if isinstance(heartbeat, dict) else None
+    if not isinstance(reset, dict):
+        return True  # seen between two checks: it is recent by definition
+    try:
+        return _age(now, parse_timestamp(reset.get("seen_at"))) <= RESET_NOTE_S
+    except (ValueError, TypeError):
+        return False
+
+
+def _reset_note(heartbeat: Any, scan: ScanId | None, previous: FreshnessReport | None) -> str | None:
+    """The last counter reset: the bridge's heartbeat names it; else one seen between two checks."""
+    reset = heartbeat.get("counter_reset") if isinstance(heartbeat, dict) else None
+    if isinstance(reset, dict):
+        return (
+            f"scanner counter started again at {reset.get('to_timestamp')}: "
+            f"#{reset.get('from_number')} ({reset.get('from_timestamp')}) then #{reset.get('to_number')}"
+        )
+    before = None if previous is None else _scan_id(previous.scan_number, previous.scan_timestamp)
+    if scan is not None and is_counter_reset(before, scan):
+        assert before is not None
+        return f"scanner counter started again: #{before.scan_number} then #{scan.scan_number}"
+    return None
 
 
 def classify(
@@ -249,8 +305,8 @@ def classify(
 
     ``bridge_stuck`` is independent of the status (except DOWN and ERROR, where it is False): the
     heartbeat is older than ``heartbeat_stale_after_s`` (or absent while a scan exists), or a file
-    unmodified for ``newer_file_grace_s`` holds a newer scan number than Hazelcast's (or any number,
-    when Hazelcast has no scan yet). A STALE status gets cause BRIDGE_STUCK when ``bridge_stuck``,
+    unmodified for ``newer_file_grace_s`` holds a newer scan than Hazelcast's (later by the scanner's
+    time, :mod:`scan_bridge.ordering`; whatever its number), or any scan when Hazelcast has none yet. A STALE status gets cause BRIDGE_STUCK when ``bridge_stuck``,
     else SCANNER_SILENT.
 
     A fresh heartbeat with ``busy`` true was written between files of a long catch-up: a newer file
@@ -334,8 +390,11 @@ def classify(
                 asset_count=_int_or_none(latest.get("asset_count")),
                 bridge_lag_s=_float_or_none(bridge_block.get("lag_s")) if isinstance(bridge_block, dict) else None,
             )
-    since, per_minute = _progression(scan_number, now, previous)
+    latest_id = _scan_id(scan_number, scan_timestamp)
+    since, per_minute = _progression(latest_id, now, previous)
     report.update(scans_since_previous=since, scans_per_minute=per_minute)
+    reset_note = _reset_note(heartbeat, latest_id, previous)
+    report.update(counter_reset=reset_note)
 
     # -- is the bridge stuck? (independent of the data's age)
     stuck_reasons: list[str] = []
@@ -354,12 +413,13 @@ def classify(
     # as its client reconnects, which can take a few seconds: an empty cluster alone is no sign of a
     # stuck bridge, only when it was already empty at the previous check.
     empty_since_previous = previous is not None and previous.status is HealthStatus.MISSING
+    complete_id = complete.scan_id if complete is not None else None
     if (
         complete is not None
         and complete.scan_number is not None
         and (
             (latest is None and empty_since_previous)
-            or (scan_number is not None and complete.scan_number > scan_number)
+            or (latest_id is not None and complete_id is not None and is_newer(complete_id, latest_id))  # ordering's call
         )
     ):
         has = f"Hazelcast has #{scan_number}" if latest is not None else "Hazelcast has no scan"
@@ -408,6 +468,8 @@ def classify(
         )
     if not heartbeat_stale:  # else the stuck note says it
         detail += f"; {heartbeat_note}"
+    if reset_note is not None and _recent_reset(heartbeat, now):
+        detail += f"; {reset_note} (not a fault; no restart)"
 
     if age < -th.clock_skew_tolerance_s:
         return finish(
@@ -474,28 +536,62 @@ def scan_number_of_file(path: Path) -> int | None:
     return None
 
 
-def probe_disk(
-    root: Path, grace_s: float, now: float | None = None, look_at: int = 20
-) -> tuple[DiskFile | None, DiskFile | None]:
-    """(newest scan file, newest *complete* scan file) under ``root``.
+def scan_id_of_file(path: Path, zone: tzinfo = UTC) -> ScanId | None:
+    """The scan's number and time (read with the scanner's ``zone``) through the bridge's own reader; None if not a valid scan (yet).
 
-    Complete means unmodified for ``grace_s``: a file still being written keeps a fresh mtime. We look
-    past the newest file because a scanner writing every few seconds always has a file younger than
-    the grace; ``look_at`` bounds how far (the listing is newest-first and lazy, see discovery).
+    An ambiguous local time (the repeated autumn hour) is read as its first occurrence: the check
+    compares with a tolerance of its own (the grace), and the bridge settles such times by number.
+    """
+    from .scanfile import ScanFileIncomplete, ScanFileRejected, read_scan
+
+    try:
+        record = read_scan(path, DEFAULT_MAX_FILE_BYTES, zone=zone)
+    except (ScanFileIncomplete, ScanFileRejected):
+        return None
+    return record.scan_id
+
+
+#: How many complete files (newest by modification time first) the check reads to find the newest
+#: *scan* among them: a late, older file copied in last must not hide a newer scan written just before.
+COMPLETE_COMPARED = 5
+
+
+def probe_disk(
+    root: Path, grace_s: float, now: float | None = None, look_at: int = 20, zone: tzinfo = UTC
+) -> tuple[DiskFile | None, DiskFile | None]:
+    """(newest scan file, newest *complete* scan) under ``root``.
+
+    The first is the file modified last (complete or not: what the scanner is doing). The second is
+    the newest scan by :mod:`scan_bridge.ordering` (the scanner's time, with the scanner's ``zone``)
+    among the first :data:`COMPLETE_COMPARED` complete files, newest modified first. Complete means
+    unmodified for ``grace_s``: a file still being written keeps a fresh mtime. We look past the
+    newest file because a scanner writing every few seconds always has a file younger than the
+    grace; ``look_at`` bounds how far (the listing is newest-first and lazy, see discovery).
     """
     now = time.time() if now is None else now
     newest: DiskFile | None = None
+    complete_files: list[DiskFile] = []
     for path in newest_files(root, look_at):
         try:
             mtime = path.stat().st_mtime
         except OSError:
             continue
-        entry = DiskFile(path=str(path), scan_number=scan_number_of_file(path), mtime=mtime)
+        complete = now - mtime >= grace_s
+        scan = scan_id_of_file(path, zone) if complete else None  # a file still being written is not read
+        number = scan.scan_number if scan is not None else scan_number_of_file(path)
+        entry = DiskFile(path=str(path), scan_number=number, mtime=mtime, timestamp=scan.timestamp if scan else None)
         if newest is None:
             newest = entry
-        if now - mtime >= grace_s:
-            return newest, entry
-    return newest, None
+        if complete:
+            complete_files.append(entry)
+            if len(complete_files) >= COMPLETE_COMPARED:
+                break
+    best: DiskFile | None = complete_files[0] if complete_files else None
+    for entry in complete_files:
+        scan = entry.scan_id
+        if scan is not None and (best is None or best.scan_id is None or is_newer(scan, best.scan_id)):
+            best = entry
+    return newest, best
 
 
 # --------------------------------------------------------------------------------------------------
@@ -599,7 +695,8 @@ class FreshnessChecker:
         disk_error: str | None = None
         if watch_dir is not None:
             grace = self.thresholds.newer_file_grace_s
-            disk_future = self._disk.submit(lambda: probe_disk(Path(watch_dir), grace, self._clock()))
+            zone = self.settings.scanner_zone
+            disk_future = self._disk.submit(lambda: probe_disk(Path(watch_dir), grace, self._clock(), zone=zone))
             if disk_future is None:
                 disk_error = f"{watch_dir} still not listed after an earlier check (hung mount?)"
 

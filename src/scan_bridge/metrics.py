@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, start_http_server
@@ -203,6 +203,9 @@ class DaemonMetrics:
 
     def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
         """Counted already: the file is in ``scan_bridge_files_rejected_total`` (the heartbeat's ``rejected_total``)."""
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
+        pass  # nothing to count: a counter reset is an event and a line in the health report, not a metric
 
     # -- the endpoint -------------------------------------------------------------------------------
 

@@ -47,8 +47,8 @@ import os
 import stat
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,9 +68,12 @@ from .document import (
     encode_body,
     format_timestamp,
     parse_scan_number,
-    parse_timestamp,
+    parse_scan_time,
+    replace_body_timestamp,
     timestamp_from_epoch,
 )
+
+from .ordering import ScanId, history_key
 
 ARROW_MAGIC = b"ARROW1"
 CONTINUATION = b"\xff\xff\xff\xff"
@@ -125,6 +128,27 @@ class ScanRecord:
     body_json: bytes  # the document as a JSON object, without the "bridge" block
     size_bytes: int
     mtime: float
+    #: The other reading of an ambiguous naive local time (the repeated autumn hour), else None; the
+    #: bridge picks one with :func:`scan_bridge.ordering.resolve_fold` and :func:`restamped`.
+    timestamp_alt: datetime | None = None
+
+    @property
+    def scan_id(self) -> ScanId:
+        """What ordering needs: the timestamp and the number."""
+        return ScanId(self.timestamp, self.scan_number)
+
+    @property
+    def key(self) -> int:
+        """The scan's history key (:func:`scan_bridge.ordering.history_key`)."""
+        return history_key(self.timestamp)
+
+
+def restamped(record: ScanRecord, timestamp: datetime) -> ScanRecord:
+    """``record`` read at ``timestamp`` instead (the second reading of an ambiguous local time): body included."""
+    if timestamp == record.timestamp:
+        return replace(record, timestamp_alt=None)
+    body = replace_body_timestamp(record.body_json, record.scan_number, record.timestamp, timestamp)
+    return replace(record, timestamp=timestamp, body_json=body, timestamp_alt=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +160,12 @@ class ScanLimits:
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
 
-def read_scan(path: Path, max_bytes: int, limits: ScanLimits | None = None) -> ScanRecord:
+def read_scan(path: Path, max_bytes: int, limits: ScanLimits | None = None, zone: tzinfo = UTC) -> ScanRecord:
     """Read and validate one scan file; raises :class:`ScanFileIncomplete` or :class:`ScanFileRejected`.
+
+    ``zone`` is the scanner's time zone (setting ``scanner_timezone``): how a timestamp without an
+    offset (ISO text, or an Arrow timestamp column without a time zone) is read. Epoch seconds are
+    absolute and never shifted.
 
     Nothing else: any other exception from decoding or converting a complete file (pyarrow's, or
     Python's own for data no valid file holds) becomes a :class:`ScanFileRejected` with its type and text.
@@ -147,7 +175,7 @@ def read_scan(path: Path, max_bytes: int, limits: ScanLimits | None = None) -> S
     try:
         data, fmt, size, mtime = _read_complete(path, max_bytes)
         label = fmt
-        return _parse(path, data, fmt, size, mtime, limits or ScanLimits())
+        return _parse(path, data, fmt, size, mtime, limits or ScanLimits(), zone)
     except (ScanFileRejected, ScanFileIncomplete):
         raise
     except Exception as exc:  # noqa: BLE001 - "a file can fail in exactly one way": rejected, with the reason
@@ -342,7 +370,9 @@ def _decode(path: Path, data: bytes, fmt: ScanFormat, limits: ScanLimits) -> pa.
     return table
 
 
-def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, limits: ScanLimits) -> ScanRecord:
+def _parse(
+    path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, limits: ScanLimits, zone: tzinfo = UTC
+) -> ScanRecord:
     table = _decode(path, data, fmt, limits)
     schema = table.schema
     names = table.column_names
@@ -361,7 +391,9 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, li
     metadata = decode_metadata(schema.metadata)
     consumed = {ASSET_COLUMN}
     scan_number = _scan_level(path, "scan_number", metadata, table, consumed, parse_scan_number)
-    timestamp = _scan_level(path, "timestamp", metadata, table, consumed, parse_timestamp)
+    timestamp, timestamp_alt = _scan_level(
+        path, "timestamp", metadata, table, consumed, lambda value: parse_scan_time(value, zone)
+    )
 
     try:
         columns = {name: column_values(col) for name, col in zip(names, table.columns) if name not in consumed}
@@ -380,6 +412,7 @@ def _parse(path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, li
         body_json=body,
         size_bytes=size,
         mtime=mtime,
+        timestamp_alt=timestamp_alt,
     )
 
 
@@ -613,6 +646,8 @@ def _scan_level(path: Path, name: str, metadata: dict[str, Any], table: pa.Table
     try:
         if pa.types.is_timestamp(distinct.type):
             value: Any = timestamp_from_epoch(distinct.cast(pa.int64())[0].as_py(), distinct.type.unit)
+            if distinct.type.tz is None:  # wall-clock time: the scanner's zone (setting scanner_timezone) says where
+                value = value.replace(tzinfo=None)
         else:
             value = distinct[0].as_py()
         return parse(value)

@@ -6,7 +6,7 @@ decides. Nothing else touches the bridge's state, so there are no locks and the 
 is the order of decisions.
 
 Why nothing is lost: files on disk are the source of truth, and every write is idempotent (history
-is keyed by scan number). On start and after every reconnect the bridge *reconciles*: it lists the
+is keyed by the scan's time, :mod:`.ordering`). On start and after every reconnect the bridge *reconciles*: it lists the
 newest files (as many as history retains), pushes the ones Hazelcast lacks, oldest first, batched.
 While the cluster is away the bridge keeps watching but pushes nothing; the reconcile on return
 catches up. A ``kill -9`` at any moment therefore costs at most a second push of the same scans.
@@ -38,11 +38,13 @@ from hazelcast.future import Future
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from .discovery import FolderTree, newest_files, scan_number_from_name
+from .discovery import FolderTree, newest_files, newest_first
+from .document import format_timestamp
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import FILE_REJECTED, fields, setup_logging
+from .ordering import ScanId, is_newer, resolve_fold
 from .read_guard import ReadGuard
-from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan
+from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan, restamped
 from .settings import BridgeSettings, command_line_secret_warnings, describe_settings_error
 from .sink import PendingPush, ScanSink, SinkUnavailable
 from .watcher import DirSeen, FileSeen, Overflow, ScanWatcher
@@ -53,6 +55,9 @@ RESCAN_FILES = 50  # the periodic rescan (every rescan_interval_s) looks at this
 RETRY_FIRST_S = 0.01
 RETRY_MAX_S = 0.25
 REMEMBERED_PATHS = 200_000
+#: A scan stamped further than this from its file's modification time gets one warning (per run):
+#: time-zone offsets are whole quarter hours, so a wrong ``scanner_timezone`` is at least 15 min off.
+CLOCK_MISMATCH_S = 15 * 60
 SHUTDOWN_DEADLINE_S = 4.5
 
 
@@ -181,6 +186,12 @@ class Bridge:
         self._guard: ReadGuard | None = None  # opened by run(): remembers the file being read across a crash
         self._suspects: set[Path] = set()  # files a predecessor died reading once: forgiven when read to the end
         self._limits = ScanLimits(settings.max_scan_rows, settings.max_scan_columns, settings.max_document_bytes)
+        self._zone = settings.scanner_zone
+        # Files read, with the mtime read at and their history key (time): the reconcile skips reading
+        # a file whose key the cluster holds. (The number in a file name says nothing since keys are times.)
+        self._keys: OrderedDict[Path, tuple[float, int]] = OrderedDict()
+        self._newest_read: ScanId | None = None  # the newest scan read: reference for ambiguous local times
+        self._clock_warned = False
         self._reconcile_due: float | None = None
         self._reconcile_delay = 1.0
         self._last_unavailable_log = -1e9
@@ -425,14 +436,13 @@ class Bridge:
                     self._handle(FileSeen(path))
 
     def _within_retention(self, due: list[Path]) -> list[Path]:
-        """Of more files than history keeps, those that can be kept: the newest ``retention`` by the
-        number in their names (oldest first; names without a number are kept). The others would be
-        trimmed as soon as pushed; they are dropped unread, as a catch-up never lists them."""
-        numbered = sorted((n, p) for p in due if (n := scan_number_from_name(p)) is not None)
-        dropped = {p for _, p in numbered[: max(0, len(numbered) - self.settings.retention)]}
-        for path in dropped:
+        """Of more files than history keeps, those that can be kept: the newest ``retention``, newest
+        as everywhere (discovery.newest_first: modification time, never the number alone). The others
+        would be trimmed as soon as pushed; they are dropped unread, as a catch-up never lists them."""
+        ordered = newest_first(due)
+        for path in ordered[self.settings.retention :]:
             del self._pending[path]
-        return [p for p in due if p not in dropped]
+        return list(reversed(ordered[: self.settings.retention]))  # oldest first, like a catch-up
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -465,7 +475,7 @@ class Bridge:
         if self._guard is not None:
             self._guard.begin(path)
         try:
-            record = read_scan(path, self.settings.max_file_bytes, self._limits)
+            record = read_scan(path, self.settings.max_file_bytes, self._limits, self._zone)
         except ScanFileIncomplete as exc:
             if not os.path.lexists(path):  # a temp file renamed away, or the scanner removed it: nothing to do
                 del self._pending[path]
@@ -489,6 +499,34 @@ class Bridge:
         if path in self._suspects and self._guard is not None:
             self._suspects.discard(path)
             self._guard.forgive(path)
+        return self._place(record)
+
+    def _place(self, record: ScanRecord) -> ScanRecord:
+        """Settle the scan's time: the reading of an ambiguous local time (by number against the newest
+        scan known), one warning per run for a time far from the file's mtime; remember its key."""
+        if record.timestamp_alt is not None:
+            reference = self._newest_read
+            latest = self.sink.latest if self.sink is not None else None
+            if latest is not None and is_newer(latest, reference):
+                reference = latest
+            record = restamped(record, resolve_fold(record.timestamp, record.timestamp_alt, record.scan_number, reference))
+        if is_newer(record.scan_id, self._newest_read):
+            self._newest_read = record.scan_id
+        self._keys[record.path] = (record.mtime, record.key)
+        if len(self._keys) > REMEMBERED_PATHS:
+            self._keys.popitem(last=False)
+        off = record.timestamp.timestamp() - record.mtime
+        if abs(off) > CLOCK_MISMATCH_S and not self._clock_warned:
+            self._clock_warned = True
+            direction = "after" if off > 0 else "before"
+            log.warning(
+                "%s (#%d) is stamped %s, %.1f h %s its file was written; is SCAN_BRIDGE_SCANNER_TIMEZONE "
+                "right (now %s)? (Or the scanner's clock is off, or an old file was copied in.) Said once",
+                record.path, record.scan_number, format_timestamp(record.timestamp), abs(off) / 3600, direction,
+                self.settings.scanner_timezone,
+                extra=fields(event="clock_mismatch", file=str(record.path), offset_s=round(off, 1),
+                             scanner_timezone=self.settings.scanner_timezone),
+            )
         return record
 
     def _reject(self, path: Path, reason: str, *, crashed_reader: bool = False) -> None:
@@ -569,8 +607,7 @@ class Bridge:
         candidates = newest_files(self.settings.watch_dir, self.settings.retention)
         missing = []
         for path in reversed(candidates):  # oldest first
-            number = scan_number_from_name(path)
-            if number is not None and number in present:
+            if self._known_present(path, present):
                 self._remember(path)
             else:
                 missing.append(path)
@@ -589,6 +626,16 @@ class Bridge:
                 extra=fields(pushed=pushed, latest=self.sink.latest_number),
             )
 
+    def _known_present(self, path: Path, present: set[int]) -> bool:
+        """True when this process read ``path`` (unchanged since) and the cluster holds its key: no need to read it again."""
+        cached = self._keys.get(path)
+        if cached is None or cached[1] not in present:
+            return False
+        try:
+            return os.stat(path).st_mtime == cached[0]
+        except OSError:
+            return False
+
     def _push_from_disk(self, paths: Iterable[Path], present: set[int]) -> int | None:
         """Read and push in batches, one batch in flight while the next is read (catch-up and live path).
 
@@ -606,7 +653,7 @@ class Bridge:
             record = self._try(path, now)
             if record is None:
                 continue
-            if record.scan_number in present or (floor is not None and record.scan_number < floor):
+            if record.key in present or (floor is not None and record.key < floor):
                 continue
             batch.append(record)
             if len(batch) < self.settings.batch_size:

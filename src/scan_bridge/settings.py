@@ -11,8 +11,10 @@ import ipaddress
 import os
 import re
 from collections.abc import Sequence
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
@@ -95,6 +97,31 @@ def check_address(address: str) -> str:
     if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{address!r}: the port must be a number from 1 to 65535 {_EXAMPLE}")
     return f"{host}:{int(port)}"
+
+
+#: The scanner's time zone when none is set: naive timestamps are UTC, as the scan contract always said.
+DEFAULT_SCANNER_TIMEZONE = "UTC"
+_SCANNER_TIMEZONE_HELP = (
+    "Time zone of the scanner's timestamps that carry no offset: an IANA name such as Europe/Amsterdam "
+    "(default UTC). Documents in Hazelcast always carry UTC."
+)
+
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name the system knows (``Europe/Amsterdam``, ``UTC``), or ValueError saying so."""
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not an IANA time zone name (examples: UTC, Europe/Amsterdam, America/New_York)"
+        ) from None
+    return name
+
+
+def scanner_zone(name: str) -> tzinfo:
+    """The ``tzinfo`` of a ``scanner_timezone`` setting; ``UTC`` is :data:`datetime.UTC` (nothing to resolve)."""
+    return UTC if name in ("UTC", "Etc/UTC") else ZoneInfo(name)
 
 
 def _not_empty_path(value: Any) -> Any:
@@ -190,10 +217,10 @@ class HazelcastSettings(BaseSettings):
     features_map: str = Field(default="DOLPHIN_FEATURES", min_length=1, description="Map holding the latest scan.")
     latest_key: str = Field(default="latest_eigen_scan", min_length=1, description="Key of the latest scan.")
     heartbeat_key: str = Field(default="scan_bridge_heartbeat", min_length=1, description="Key of the bridge heartbeat.")
-    history_map: str = Field(default="DOLPHIN_EIGEN_SCANS", min_length=1, description="Map of every scan, by number.")
+    history_map: str = Field(default="DOLPHIN_EIGEN_SCANS", min_length=1, description="Map of every scan, keyed by its UTC time in microseconds (a long).")
     scan_topic: str = Field(
         default="DOLPHIN_EIGEN_SCAN_EVENTS",
-        description="Reliable topic announcing each new latest scan ({scan_number, timestamp, asset_count, pushed_at}); empty: off.",
+        description="Reliable topic announcing each new latest scan ({scan_number, timestamp, history_key, asset_count, pushed_at}); empty: off.",
     )
 
     @field_validator("hazelcast_members", mode="before")
@@ -297,6 +324,7 @@ class BridgeSettings(HazelcastSettings):
         default_factory=default_state_dir,
         description="Private folder (mode 0700) for the bridge's own state: which file it is reading, files that crashed it.",
     )
+    scanner_timezone: str = Field(default=DEFAULT_SCANNER_TIMEZONE, description=_SCANNER_TIMEZONE_HELP)
     retention: int = Field(default=1000, ge=1, description="How many of the newest scans the history map keeps.")
     batch_size: int = Field(default=200, ge=1, description="Scans per put_all when catching up.")
     heartbeat_interval_s: float = Field(default=2.0, gt=0, description="Seconds between heartbeat writes.")
@@ -308,6 +336,16 @@ class BridgeSettings(HazelcastSettings):
     @classmethod
     def _watch_dir_not_empty(cls, value: Any) -> Any:
         return _not_empty_path(value)
+
+    @field_validator("scanner_timezone")
+    @classmethod
+    def _timezone_known(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @property
+    def scanner_zone(self) -> tzinfo:
+        """The scanner's time zone, resolved."""
+        return scanner_zone(self.scanner_timezone)
 
     @field_validator("watch_dir")
     @classmethod
@@ -354,6 +392,17 @@ class DaemonSettings(HazelcastSettings):
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )
     metrics_addr: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint binds to.")
+    scanner_timezone: str = Field(default=DEFAULT_SCANNER_TIMEZONE, description=_SCANNER_TIMEZONE_HELP)
+
+    @field_validator("scanner_timezone")
+    @classmethod
+    def _timezone_known(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @property
+    def scanner_zone(self) -> tzinfo:
+        """The scanner's time zone, resolved (the health check reads file timestamps with it)."""
+        return scanner_zone(self.scanner_timezone)
 
     @field_validator("watch_dir", mode="before")
     @classmethod

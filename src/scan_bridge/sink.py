@@ -1,10 +1,15 @@
 """Everything the bridge writes to Hazelcast, and nothing else.
 
 Three facts shape this module:
-- ``latest_eigen_scan`` must never move backwards, so the sink keeps the newest scan number it knows
-  and re-reads it from the cluster whenever it (re)connects (the cluster may be a new, empty one).
-- History (``DOLPHIN_EIGEN_SCANS``) is keyed by scan number, so writing a scan twice is harmless:
-  every write here is idempotent, which is what makes "push again after a crash" safe.
+- ``latest_eigen_scan`` must never move backwards, so the sink keeps the newest scan it knows (by
+  :mod:`scan_bridge.ordering`: later in the scanner's time, whatever the numbers) and re-reads it
+  from the cluster whenever it (re)connects (the cluster may be a new, empty one).
+- History (``DOLPHIN_EIGEN_SCANS``) is keyed by the scan's time (:func:`~scan_bridge.ordering.history_key`),
+  so writing a scan twice is harmless, which is what makes "push again after a crash" safe, and a
+  scanner that numbers again from 1 never overwrites its earlier #1. A second scan claiming a time
+  already in history is not written (the first is kept) and is logged.
+- A newer scan with a lower number is a counter that started again: logged once per reset, loudly,
+  with ``fields.event == "counter_reset"`` (the daemon turns it into an event), and kept for the heartbeat.
 - Retention is enforced here, amortised: the sink trims only once the map holds a few percent more
   than the limit, with one ``remove_all`` by predicate instead of a call per key.
 - Each time ``latest_eigen_scan`` moves, a small event goes to the reliable topic ``scan_topic``
@@ -30,8 +35,10 @@ from hazelcast import predicate
 from hazelcast.config import TopicOverloadPolicy
 from hazelcast.core import HazelcastJsonValue
 
-from .document import document_json, format_timestamp
+from .document import document_json, format_timestamp, parse_timestamp
 from .hzcall import CLOSE_DEADLINE_S, StartedClient, wait_future
+from .logs import fields
+from .ordering import ScanId, compare, is_newer
 from .scanfile import ScanRecord
 from .settings import HazelcastSettings
 
@@ -40,6 +47,11 @@ log = logging.getLogger(__name__)
 #: A push may take this long per byte beyond the call timeout before it counts as unanswered: a
 #: 200-scan catch-up batch of ~100 KB documents (20 MB) gets 10 s more than a single live scan.
 SLOW_LINK_BYTES_PER_S = 2_000_000
+
+#: History keys below this (2000-01-01T00:00:00Z as a time key) may be scan numbers an older bridge
+#: used as keys; :meth:`ScanSink._upgrade_keys` moves those to their time keys. Chunk of that upgrade.
+LEGACY_KEYS_BELOW = 946_684_800_000_000
+UPGRADE_CHUNK = 100
 
 
 class SinkUnavailable(Exception):
@@ -105,8 +117,11 @@ class ScanSink:
         self._features = self._client.get_map(settings.features_map)
         self._history = self._client.get_map(settings.history_map)
         self._topic = self._client.get_reliable_topic(settings.scan_topic) if settings.scan_topic else None
-        self._known: list[int] = []  # sorted scan numbers present in history, as far as we know
-        self.latest_number: int | None = None
+        self._known: list[int] = []  # sorted history keys (scan times) present, as far as we know
+        self._numbers: dict[int, int] = {}  # key -> scan number, for the keys this sink wrote
+        self._in_flight: set[int] = set()  # keys submitted, not yet known written (cleared by refresh)
+        self.latest: ScanId | None = None
+        self.last_reset: dict[str, Any] | None = None  # the last counter reset seen, for the heartbeat
         self._started_at = _now().isoformat()
         self._host = socket.gethostname()
 
@@ -118,17 +133,68 @@ class ScanSink:
     def refresh(self) -> set[int]:
         """Re-read what the cluster holds (history keys, latest number); called on every (re)connect."""
         keys = {int(k) for k in self._wait(self._history.key_set(), f"key_set of {self._settings.history_map}")}
+        if any(k < LEGACY_KEYS_BELOW for k in keys):
+            keys = self._upgrade_keys(keys)
         self._known = sorted(keys)
+        self._numbers = {}
+        self._in_flight = set()  # a batch that failed is pushed again by the reconcile that follows
         latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
-        self.latest_number = _scan_number_of(latest)
+        self.latest = _scan_id_of(latest)
         return keys
+
+    def _upgrade_keys(self, keys: set[int]) -> set[int]:
+        """Entries an older bridge keyed by scan number move to their time key; nothing is lost (upgrade, once).
+
+        Only keys below :data:`LEGACY_KEYS_BELOW` are looked at (a number key is small; a time key of a
+        scan stamped after 2000 is not), in chunks, and only those whose document's time gives another
+        key are moved: put under the time key (unless a scan is there already), then the old key removed.
+        Old ``int`` keys (a 32-bit-era bridge) are matched by value, as the member compares them.
+        """
+        legacy = sorted(k for k in keys if k < LEGACY_KEYS_BELOW)
+        moved = 0
+        for i in range(0, len(legacy), UPGRADE_CHUNK):
+            chunk = legacy[i : i + UPGRADE_CHUNK]
+            entries = self._wait(
+                self._history.entry_set(predicate.in_("__key", *chunk)), f"reading old keys of {self._settings.history_map}"
+            )
+            documents: dict[int, Any] = {}
+            old: list[int] = []
+            for key, value in entries:
+                scan = _scan_id_of(value)
+                if scan is None or scan.key == int(key):
+                    continue  # not a scan document, or already a time key (a scan stamped before 2000)
+                old.append(int(key))
+                if scan.key not in keys and scan.key not in documents:
+                    documents[scan.key] = value
+            if documents:
+                self._wait(self._history.put_all(documents), f"moving old keys of {self._settings.history_map}")
+            if old:
+                self._wait(self._history.remove_all(predicate.in_("__key", *old)), f"removing old keys of {self._settings.history_map}")
+            keys = (keys - set(old)) | set(documents)
+            moved += len(old)
+        if moved:
+            log.warning(
+                "Upgraded %s: %d scans moved from scan-number keys to time keys (a bridge before issue 14 wrote them)",
+                self._settings.history_map, moved, extra=fields(event="keys_upgraded", moved=moved),
+            )
+        return keys
+
+    @property
+    def latest_number(self) -> int | None:
+        """The number of the latest scan (None before the first); for log lines, never for comparisons."""
+        return None if self.latest is None else self.latest.scan_number
 
     @property
     def newest_in_history(self) -> int | None:
         return self._known[-1] if self._known else None
 
+    def is_present(self, key: int) -> bool:
+        """The history holds a scan at this key (time), as far as this sink knows."""
+        index = bisect.bisect_left(self._known, key)
+        return index < len(self._known) and self._known[index] == key
+
     def retention_floor(self) -> int | None:
-        """Scans numbered below this would be trimmed at once, so pushing them is pointless."""
+        """Scans keyed (timed) below this would be trimmed at once, so pushing them is pointless."""
         if len(self._known) < self._retention:
             return None
         return self._known[-self._retention]
@@ -144,40 +210,94 @@ class ScanSink:
 
         Returns at once, so the caller can read the next batch while this one travels (catch-up
         reads and writes overlap). Writes to one key keep their order (one partition, one
-        connection), so batches submitted oldest first leave the newest as latest.
+        connection), so batches submitted oldest first leave the newest as latest. A record whose
+        time is already in history (or earlier in this batch) is left out and logged.
         """
         pushed_at = _now()
-        documents = {r.scan_number: HazelcastJsonValue(document_json(r, pushed_at)) for r in records}
+        documents: dict[int, HazelcastJsonValue] = {}
+        kept: list[ScanRecord] = []
+        for record in records:
+            key = record.key
+            if key in documents or key in self._in_flight or self.is_present(key):
+                self._same_time(record, key)
+                continue
+            documents[key] = HazelcastJsonValue(document_json(record, pushed_at))
+            kept.append(record)
         size = sum(len(d.to_string()) for d in documents.values())
         futures = []
-        newest = max(documents) if documents else None
-        moves_latest = newest is not None and (self.latest_number is None or newest > self.latest_number)
+        newest: ScanRecord | None = None
+        for record in kept:
+            if newest is None or compare(record.scan_id, newest.scan_id) > 0:
+                newest = record
+        moves_latest = newest is not None and is_newer(newest.scan_id, self.latest)
         if len(documents) == 1:
-            ((number, document),) = documents.items()
-            futures.append(self._history.set(number, document))
+            ((key, document),) = documents.items()
+            futures.append(self._history.set(key, document))
         elif documents:
             futures.append(self._history.put_all(documents))
         event = None
+        resets: list[tuple[ScanId, ScanId]] = []
         if moves_latest:
             assert newest is not None
-            futures.append(self._features.set(self._settings.latest_key, documents[newest]))
-            self.latest_number = newest  # re-read from the cluster on every reconnect, should this fail
+            futures.append(self._features.set(self._settings.latest_key, documents[newest.key]))
+            # Counter resets among the scans that move latest: a drop in numbers along the scanner's time.
+            previous = self.latest
+            for record in sorted((r for r in kept if is_newer(r.scan_id, self.latest)), key=lambda r: r.key):
+                if previous is not None and record.scan_number < previous.scan_number:
+                    resets.append((previous, record.scan_id))
+                previous = record.scan_id
+            self.latest = newest.scan_id  # re-read from the cluster on every reconnect, should this fail
             if self._topic is not None:
-                record = max(records, key=lambda r: r.scan_number)
                 event = orjson.dumps({  # an encoder, never interpolation: every field is JSON whatever it holds
-                    "scan_number": record.scan_number,
-                    "timestamp": format_timestamp(record.timestamp),
-                    "asset_count": record.asset_count,
+                    "scan_number": newest.scan_number,
+                    "timestamp": format_timestamp(newest.timestamp),
+                    "history_key": newest.key,
+                    "asset_count": newest.asset_count,
                     "pushed_at": format_timestamp(pushed_at),
                 }).decode()
         timeout = self._call_timeout + size / SLOW_LINK_BYTES_PER_S
-        return PendingPush(self, list(documents), newest if moves_latest else None, futures, event, timeout)
+        numbers = {r.key: r.scan_number for r in kept}
+        self._in_flight.update(numbers)
+        self._numbers.update(numbers)  # for the "same time as #N" line; a failed write is re-read by refresh
+        return PendingPush(
+            self, list(documents), newest.scan_number if moves_latest and newest else None, futures, event, timeout,
+            key_numbers=numbers, resets=resets,
+        )
 
-    def _committed(self, numbers: Sequence[int]) -> None:
-        for number in numbers:
-            index = bisect.bisect_left(self._known, number)
-            if index == len(self._known) or self._known[index] != number:
-                self._known.insert(index, number)
+    def _same_time(self, record: ScanRecord, key: int) -> None:
+        """A scan claiming a time history already holds: the first is kept; say so, with both numbers when known."""
+        other = self._numbers.get(key)
+        same = "the same number" if other == record.scan_number else (f"#{other}" if other is not None else "a scan")
+        log.warning(
+            "Not written: %s (#%d at %s) claims the same time as %s already in history; the first is kept",
+            record.path, record.scan_number, format_timestamp(record.timestamp), same,
+            extra=fields(event="same_time", file=str(record.path), scan_number=record.scan_number,
+                         timestamp=format_timestamp(record.timestamp), other_number=other),
+        )
+
+    def _counter_reset(self, before: ScanId, after: ScanId) -> None:
+        """Log one counter reset, loudly, once (on the write that made it the latest); kept for the heartbeat."""
+        self.last_reset = {
+            "from_number": before.scan_number,
+            "from_timestamp": format_timestamp(before.timestamp),
+            "to_number": after.scan_number,
+            "to_timestamp": format_timestamp(after.timestamp),
+            "seen_at": format_timestamp(_now()),
+        }
+        log.warning(
+            "SCANNER COUNTER STARTED AGAIN: #%d at %s is followed by #%d at %s (later by the scanner's clock); "
+            "latest_eigen_scan follows the time, history keeps both (keys are times). Not a fault of the bridge",
+            before.scan_number, self.last_reset["from_timestamp"], after.scan_number, self.last_reset["to_timestamp"],
+            extra=fields(event="counter_reset", **self.last_reset),
+        )
+
+    def _committed(self, keys: Sequence[int], numbers: dict[int, int] | None = None) -> None:
+        for key in keys:
+            index = bisect.bisect_left(self._known, key)
+            if index == len(self._known) or self._known[index] != key:
+                self._known.insert(index, key)
+        self._numbers.update(numbers or {})
+        self._in_flight.difference_update(keys)
         self._trim_if_due()
 
     def _announce(self, event: str) -> None:
@@ -194,8 +314,10 @@ class ScanSink:
             return
         cutoff = self._known[-self._retention]
         self._wait(self._history.remove_all(predicate.less("__key", cutoff)), f"trimming {self._settings.history_map}")
+        for key in self._known[: bisect.bisect_left(self._known, cutoff)]:
+            self._numbers.pop(key, None)
         del self._known[: bisect.bisect_left(self._known, cutoff)]
-        log.debug("trimmed history below #%d", cutoff)
+        log.debug("trimmed history below key %d", cutoff)
 
     def heartbeat(self, *, connected: bool, pushed_total: int, rejected_total: int, busy: bool = False) -> Any:
         """Refresh the heartbeat without waiting: a slow cluster must not hold up the bridge's loop.
@@ -212,6 +334,8 @@ class ScanSink:
             "host": self._host,
             "started_at": self._started_at,
             "last_scan_number": self.latest_number,
+            "last_scan_timestamp": None if self.latest is None else format_timestamp(self.latest.timestamp),
+            "counter_reset": self.last_reset,
             "connected": connected,
             "pushed_total": pushed_total,
             "rejected_total": rejected_total,
@@ -235,8 +359,13 @@ class PendingPush:
         futures: list[Any],
         event: str | None = None,
         timeout_s: float | None = None,
+        *,
+        key_numbers: dict[int, int] | None = None,
+        resets: list[tuple[ScanId, ScanId]] | None = None,
     ) -> None:
         self._sink = sink
+        self._key_numbers = key_numbers or {}
+        self._resets = resets or []
         self.timeout_s = timeout_s
         self.numbers = numbers
         self.new_latest = new_latest
@@ -249,6 +378,8 @@ class PendingPush:
     def wait(self) -> int | None:
         """Block until written (at most ``timeout_s`` in all); the new latest scan number if latest moved, else None.
 
+        ``numbers`` holds the history keys written (the scans' times), despite its name.
+
         Raises :class:`~scan_bridge.hzcall.CallTimedOut` when the cluster does not answer in time.
         """
         deadline = time.monotonic() + (self.timeout_s or self._sink._call_timeout)
@@ -257,7 +388,10 @@ class PendingPush:
         if self._event is not None:
             self._sink._announce(self._event)
             self._event = None
-        self._sink._committed(self.numbers)
+        self._sink._committed(self.numbers, self._key_numbers)
+        for before, after in self._resets:
+            self._sink._counter_reset(before, after)
+        self._resets = []
         return self.new_latest
 
 
@@ -268,12 +402,14 @@ def _log_publish_failure(future: Any) -> None:
         log.debug("scan topic publish failed: %s: %s", type(exc).__name__, exc)
 
 
-def _scan_number_of(value: Any) -> int | None:
+def _scan_id_of(value: Any) -> ScanId | None:
+    """The latest document's number and time (its timestamp is UTC with ``Z``); None if unreadable."""
     if value is None:
         return None
     try:
         text = value.to_string() if isinstance(value, HazelcastJsonValue) else str(value)
-        return int(json.loads(text)["scan_number"])
+        document = json.loads(text)
+        return ScanId(parse_timestamp(document["timestamp"]), int(document["scan_number"]))
     except (ValueError, KeyError, TypeError):
         return None
 

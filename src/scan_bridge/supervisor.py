@@ -78,6 +78,7 @@ class Publisher(Protocol):
     def stopped(self, status: DaemonStatus, reason: str) -> None: ...
 
     def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None: ...
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None: ...
 
 
 class NullPublisher:
@@ -94,6 +95,9 @@ class NullPublisher:
         pass
 
     def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
+        pass
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
         pass
 
 
@@ -127,6 +131,26 @@ class Publishers:
 
     def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
         self._each("file_crashed_reader", status, file, reason)
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
+        self._each("bridge_event", status, name, fields)
+
+
+#: Bridge log records that become daemon events: ``fields.event`` in the bridge's JSON line -> event name
+#: (``scan-bridge.<name>``). Read from the record's fields, never from its message text.
+BRIDGE_EVENTS = {"counter_reset": "counter-reset"}
+
+
+def bridge_event(text: str) -> tuple[str, dict[str, Any]] | None:
+    """(event name, the record's fields) for a bridge JSON line whose ``fields.event`` is in :data:`BRIDGE_EVENTS`."""
+    if '"event"' not in text:  # cheap: most lines are not events
+        return None
+    payload = bridge_payload(text)
+    fields = payload.get("fields") if payload is not None else None
+    if not isinstance(fields, dict):
+        return None
+    name = BRIDGE_EVENTS.get(str(fields.get("event")))
+    return (name, fields) if name is not None else None
 
 
 def bridge_payload(text: str) -> dict[str, Any] | None:
@@ -306,11 +330,14 @@ class Supervisor:
         """Act on one message; True when the loop should end."""
         match message:
             case Line(stream=stream, text=text):
+                event = bridge_event(text) if stream == "stdout" else None
                 level, shown = bridge_line(text, stream)
                 self.log.log(level, "[Bridge] %s", shown)
                 crashed = crashed_reader_file(text)
                 if crashed is not None:
                     self._on_crashed_reader(*crashed)
+                if event is not None:
+                    self.publisher.bridge_event(self.status, *event)
             case Started(pid=pid):
                 self.log.info("Bridge started (pid %d)", pid)
             case Exited(pid=pid, returncode=code):
