@@ -9,7 +9,6 @@ the bridge beat between files, its heartbeat aged for the whole catch-up (severa
 from __future__ import annotations
 
 import os
-import random
 import signal
 import time
 from pathlib import Path
@@ -18,9 +17,8 @@ import pytest
 
 from scan_bridge.health import FreshnessChecker
 from scan_bridge.settings import DaemonSettings
-from scan_bridge.simulate import Market, scan_table, table_bytes
 
-from .support import BridgeRunner, wait_for
+from .support import BridgeRunner, wait_for, write_many_scans
 
 FILES = 12000
 HEARTBEAT_INTERVAL_S = 0.1
@@ -31,14 +29,7 @@ BOUND_S = 1.5  # the health check's heartbeat_stale_after_s in this test: 15 x t
 def scans(tmp_path):
     folder = tmp_path / "scans" / "2026-03-24"
     folder.mkdir(parents=True)
-    table = scan_table(Market(5, random.Random(16)), 1)
-    metadata = dict(table.schema.metadata)
-    for number in range(1, FILES + 1):  # one table, renumbered: 0.2 ms a file, where write_scan takes 1 ms
-        metadata[b"scan_number"] = str(number).encode()
-        (folder / f"scan_{number:06d}_120000.arrow").write_bytes(table_bytes(table.replace_schema_metadata(metadata), "file"))
-    old = time.time() - 60  # complete for the health check (newer_file_grace_s), as after an outage
-    for path in folder.iterdir():
-        os.utime(path, (old, old))
+    write_many_scans(folder, FILES, time.time() - 60)  # complete for the health check (newer_file_grace_s), as after an outage
     return folder.parent
 
 

@@ -13,7 +13,6 @@ PYTHONPATH that applies test_bad_files' parser patch in ``python -m scan_bridge.
 from __future__ import annotations
 
 import os
-import random
 import re
 import textwrap
 import time
@@ -23,10 +22,9 @@ import httpx
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from scan_bridge.daemon_flow import FILE_CRASHED_READER_EVENT
-from scan_bridge.simulate import Market, scan_table, table_bytes
 
 from .prefect_support import RunReader
-from .support import wait_for
+from .support import wait_for, write_many_scans
 from .test_bad_files import CRASH_PATCH, good
 
 CRASH_WARNING = "A scan file crashed the bridge's reader and is skipped for good"
@@ -101,14 +99,7 @@ FILES = 12000
 def test_a_busy_bridge_is_not_restarted(client, hz_env, view, scans, start_daemon):
     folder = scans / "2026-03-24"
     folder.mkdir()
-    table = scan_table(Market(5, random.Random(16)), 1)
-    metadata = dict(table.schema.metadata)
-    old = time.time() - 60  # complete long ago, as after an outage
-    for number in range(1, FILES + 1):
-        metadata[b"scan_number"] = str(number).encode()
-        path = folder / f"scan_{number:06d}_120000.arrow"
-        path.write_bytes(table_bytes(table.replace_schema_metadata(metadata), "file"))
-        os.utime(path, (old, old))
+    write_many_scans(folder, FILES, time.time() - 60)  # complete long ago, as after an outage
     daemon = start_daemon(
         hz_env,
         SCAN_BRIDGE_RETENTION=str(FILES),
