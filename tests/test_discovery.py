@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import time
+import tracemalloc
+from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from scan_bridge import discovery
-from scan_bridge.discovery import FolderTree, filesystem_type, newest_files, nlink_is_reliable
+from scan_bridge.discovery import FolderTree, filesystem_type, iter_newest, newest_files, nlink_is_reliable
 from scan_bridge.health import probe_disk
 
 DAY = 86400
@@ -125,3 +127,51 @@ def test_filesystem_type_from_an_injected_mount_table(path: str, expected: str) 
 def test_link_counts_are_not_trusted_where_they_are_faked() -> None:
     assert nlink_is_reliable("ext4") and nlink_is_reliable("nfs4") and nlink_is_reliable("btrfs")
     assert not nlink_is_reliable("cifs") and not nlink_is_reliable("fuse.sshfs")
+
+
+# -- issue 17: newest_files in memory bounded by its limit -----------------------------------------
+
+
+def _touch_at(path: Path, mtime: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    os.utime(path, (mtime, mtime))
+
+
+def test_newest_files_is_iter_newest_cut_at_the_limit(tmp_path: Path) -> None:
+    # Three date folders, files in the top folder too, mtimes not in name order, ties broken by name,
+    # hidden and temp files ignored, a nested folder inside a day.
+    t = 1_700_000_000.0
+    for day, count in (("2026-03-22", 5), ("2026-03-23", 7), ("2026-03-24", 4)):
+        for i in range(count):
+            _touch_at(tmp_path / day / f"scan_{day[-2:]}{i:04d}_120000.arrow", t + (i * 7919) % 13)
+    _touch_at(tmp_path / "2026-03-24" / "scan_tie_b.arrow", t + 3)
+    _touch_at(tmp_path / "2026-03-24" / "scan_tie_a.arrow", t + 3)
+    _touch_at(tmp_path / "2026-03-23" / "extra" / "scan_nested.arrows", t + 100)
+    _touch_at(tmp_path / "scan_top.arrow", t - 50)
+    _touch_at(tmp_path / "2026-03-24" / ".scan_hidden.arrow", t + 999)
+    _touch_at(tmp_path / "2026-03-24" / "scan_temp.arrow.tmp", t + 999)
+    everything = list(iter_newest(tmp_path))
+    assert len(everything) == 5 + 7 + 4 + 2 + 1 + 1
+    for limit in range(len(everything) + 3):
+        assert newest_files(tmp_path, limit) == everything[:limit], limit
+    assert newest_files(tmp_path / "missing", 5) == []
+
+
+def test_newest_files_memory_does_not_grow_with_the_folder(tmp_path: Path) -> None:
+    # A day at 5 scans/s is 432,000 files; 20,000 are enough to tell O(limit) from O(folder):
+    # holding every DirEntry with its stat to sort them peaked at ~10 MB here.
+    day = tmp_path / "2026-03-24"
+    day.mkdir()
+    for i in range(20_000):
+        (day / f"scan_{i:06d}_120000.arrow").touch()
+    newest_files(tmp_path, 20)  # warm up imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        found = newest_files(tmp_path, 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(found) == 20
+    assert peak < 200_000, f"newest_files(…, 20) over 20,000 files peaked at {peak / 1e6:.1f} MB"
+    assert found == list(islice(iter_newest(tmp_path), 20))

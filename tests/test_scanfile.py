@@ -354,10 +354,16 @@ def test_fifo_is_rejected_without_blocking(tmp_path: Path) -> None:
     assert rejected(path).reason == "not a regular file (a FIFO)"
 
 
-def test_dangling_symlink_is_unreadable(tmp_path: Path) -> None:
-    path = tmp_path / "s.arrow"
-    path.symlink_to(tmp_path / "gone.arrow")
-    assert rejected(path).reason == "unreadable (FileNotFoundError: No such file or directory)"
+def test_a_symlink_is_rejected_not_followed(tmp_path: Path) -> None:
+    # Issue 16: a symlinked file pointing outside the watched folder was read as a scan.
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    target = write_scan(outside / "secret.arrow", 7, 3)
+    watched = tmp_path / "scans"
+    watched.mkdir()
+    for name, to in (("s.arrow", target), ("dangling.arrow", tmp_path / "gone.arrow")):
+        (watched / name).symlink_to(to)
+        assert rejected(watched / name).reason == "a symbolic link (not followed: it may point outside the watched folder)"
 
 
 def test_missing_file_is_unreadable(tmp_path: Path) -> None:
@@ -565,7 +571,7 @@ def test_naive_and_offset_timestamps_equal(tmp_path: Path) -> None:
 
 from tests import hostile  # noqa: E402
 from scan_bridge.scanfile import ScanLimits, measure  # noqa: E402
-from scan_bridge.simulate import Market, scan_table  # noqa: E402
+from scan_bridge.simulate import Market, scan_table, write_scan  # noqa: E402
 
 
 @pytest.mark.parametrize("case", sorted(hostile.rejected_cases()))

@@ -193,9 +193,12 @@ def _os_reason(exc: OSError) -> str:
 
 def _read_complete(path: Path, max_bytes: int) -> tuple[bytes, ScanFormat, int, float]:
     # O_NONBLOCK: opening a FIFO must not wait for a writer; it changes nothing for regular files.
+    # O_NOFOLLOW: a symlink may point anywhere (outside the watched folder): scans are files, not links.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ScanFileRejected(path, "a symbolic link (not followed: it may point outside the watched folder)") from None
         raise ScanFileRejected(path, _os_reason(exc)) from None
     try:
         info = os.fstat(fd)

@@ -54,7 +54,18 @@ log = logging.getLogger("scan_bridge.service")
 RESCAN_FILES = 50  # the periodic rescan (every rescan_interval_s) looks at this many of the newest files
 RETRY_FIRST_S = 0.01
 RETRY_MAX_S = 0.25
-REMEMBERED_PATHS = 200_000
+REMEMBERED_PATHS = 200_000  # rejected files: grows only with rejections
+
+
+def remembered_paths(retention: int) -> int:
+    """How many files read (or known present) the bridge remembers, to ignore further events for them.
+
+    Only the newest files are ever named again: by the rescan (newest ``RESCAN_FILES``), by the
+    reconcile (newest ``retention``) and by the watcher (files being written). Twice the larger of
+    those is enough; remembering 200,000 (as before) cost ~0.55 KB a path, so at 5 scans/s the
+    bridge's RSS grew ~8 MB an hour for 11 hours, to ~110 MB (issue 17).
+    """
+    return 2 * max(retention, RESCAN_FILES)
 #: A scan stamped further than this from its file's modification time gets one warning (per run):
 #: time-zone offsets are whole quarter hours, so a wrong ``scanner_timezone`` is at least 15 min off.
 CLOCK_MISMATCH_S = 15 * 60
@@ -513,7 +524,8 @@ class Bridge:
         if is_newer(record.scan_id, self._newest_read):
             self._newest_read = record.scan_id
         self._keys[record.path] = (record.mtime, record.key)
-        if len(self._keys) > REMEMBERED_PATHS:
+        self._keys.move_to_end(record.path)
+        if len(self._keys) > remembered_paths(self.settings.retention):
             self._keys.popitem(last=False)
         off = record.timestamp.timestamp() - record.mtime
         if abs(off) > CLOCK_MISMATCH_S and not self._clock_warned:
@@ -548,7 +560,8 @@ class Bridge:
 
     def _remember(self, path: Path) -> None:
         self._finished[path] = None
-        if len(self._finished) > REMEMBERED_PATHS:
+        self._finished.move_to_end(path)  # read again (a rewritten file): now among the newest remembered
+        if len(self._finished) > remembered_paths(self.settings.retention):
             self._finished.popitem(last=False)
 
     # -- Hazelcast --------------------------------------------------------------------------------
