@@ -121,4 +121,5 @@ def wait_connected(view: View, pid: int, timeout: float = 60) -> None:
 def view(hz_env: dict[str, str]) -> Iterator[View]:
     v = View(hz_env)
     yield v
+    v.destroy_maps()
     v.close()

@@ -86,6 +86,14 @@ class View:
         documents = [json.loads(value.to_string()) for value in values]
         return max(documents, key=lambda d: d["timestamp"]) if documents else None
 
+    def destroy_maps(self) -> None:
+        """Free what the test wrote: the shared member (256 MB heap) serves the whole suite."""
+        for proxy in (self.features, self.history):
+            try:
+                proxy.destroy()
+            except Exception:  # noqa: BLE001 - a test that stopped the member leaves nothing to free
+                pass
+
     def close(self) -> None:
         self.client.shutdown()
 

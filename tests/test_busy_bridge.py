@@ -20,7 +20,7 @@ from scan_bridge.settings import DaemonSettings
 
 from .support import BridgeRunner, wait_for, write_many_scans
 
-FILES = 12000
+FILES = 30000  # long enough to outlast the bounds on a quiet machine too (12,000 took 4.6 s there)
 HEARTBEAT_INTERVAL_S = 0.1
 BOUND_S = 1.5  # the health check's heartbeat_stale_after_s in this test: 15 x the interval, for a loaded machine
 
