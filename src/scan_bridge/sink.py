@@ -140,7 +140,25 @@ class ScanSink:
         self._in_flight = set()  # a batch that failed is pushed again by the reconcile that follows
         latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
         self.latest = _scan_id_of(latest)
+        self._repair_latest()
         return keys
+
+    def _repair_latest(self) -> None:
+        """Latest is the newest scan in history. A push cut short (a member frozen mid-push, then the
+        bridge stopped) can leave the history entry written without the latest that went with it;
+        the reconcile then finds the scan present and would never push it again, so latest would lag
+        for good. Keys are times: the newest key is the newest scan, so moving to it never goes back."""
+        if not self._known or (self.latest is not None and self.latest.key >= self._known[-1]):
+            return
+        newest = self._wait(self._history.get(self._known[-1]), f"get newest of {self._settings.history_map}")
+        scan = _scan_id_of(newest)
+        if scan is None or not is_newer(scan, self.latest):
+            return
+        self._wait(self._features.set(self._settings.latest_key, newest), f"set {self._settings.latest_key}")
+        log.warning("%s was behind history (#%s); set to #%d", self._settings.latest_key,
+                    self.latest.scan_number if self.latest else None, scan.scan_number,
+                    extra=fields(event="latest_repaired", scan_number=scan.scan_number))
+        self.latest = scan
 
     def _upgrade_keys(self, keys: set[int]) -> set[int]:
         """Entries an older bridge keyed by scan number move to their time key; nothing is lost (upgrade, once).
