@@ -7,7 +7,6 @@ name, so other work on the machine is never touched.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -32,6 +31,8 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort, LogSort
 
+from scan_bridge.parent_death import die_with_parent
+
 from .support import wait_for
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -55,21 +56,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-_PR_SET_PDEATHSIG = 1
-try:
-    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):
-    _prctl = None
-
-
 def _child_setup() -> None:
     """preexec_fn: own session (group signals reach it and its children only), Python's Ctrl+C
     handling even when the test runner was started with SIGINT ignored (``cmd &`` in a script), and
     death with the test run, so nothing outlives a crashed pytest."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    die_with_parent()
 
 
 def _stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:

@@ -230,7 +230,7 @@ def test_url_from_the_environment_and_the_missing_and_unavailable_alerts_reach_t
     assert missing.content_type == "application/json"
     assert missing.body["severity"] == "critical" and missing.body["event"] == "scan-bridge.missing"
     assert missing.body["resource"] == f"scan-bridge.daemon.{name}"
-    assert missing.body["text"].startswith(f"scan-bridge {name}: NO SCAN in Hazelcast: missing: no latest_eigen_scan in "), \
+    assert missing.body["text"].startswith(f"scan-bridge {name}: MISSING: no latest_eigen_scan in "), \
         missing.body["text"]
     assert missing.body["figures"]["status"] == "missing"
 
@@ -241,7 +241,7 @@ def test_url_from_the_environment_and_the_missing_and_unavailable_alerts_reach_t
     record_property("unavailable_alert_after_kill_s", round(unavailable.at - killed, 2))
     assert unavailable.path == f"/hook/{secret}"
     assert unavailable.body["event"] == "scan-bridge.hazelcast-unavailable"
-    assert unavailable.body["text"].startswith(f"scan-bridge {name}: HAZELCAST UNAVAILABLE: error: "), unavailable.body["text"]
+    assert unavailable.body["text"].startswith(f"scan-bridge {name}: ERROR: "), unavailable.body["text"]
     assert cluster.members[0] in unavailable.body["text"]
     assert unavailable.body["figures"]["status"] == "error"
 
@@ -450,16 +450,16 @@ def _render(alert: alerts.Alert, kind: str, payload: dict[str, object]) -> str:
 
 
 def test_a_file_name_in_a_health_message_cannot_forge_alert_lines() -> None:
-    """The daemon's event payload (built by daemon_flow._figures) carries the message escaped, so every alert text is one line."""
+    """The daemon's event payload (built by daemon_artifact.figures) carries the message escaped, so every alert text is one line."""
     from datetime import UTC, datetime
 
-    from scan_bridge.daemon_flow import _figures
+    from scan_bridge.daemon_artifact import figures
     from scan_bridge.health import FreshnessReport, HealthStatus, StaleCause
     from scan_bridge.supervisor import DaemonStatus
 
     report = FreshnessReport(status=HealthStatus.STALE, cause=StaleCause.BRIDGE_STUCK, checked_at=datetime.now(UTC),
-                             message=f"stale (bridge stuck): {HOSTILE_NAME} (#7) complete on disk for 30 s")
-    payload = _figures(DaemonStatus(report=report))
+                             detail=f"{HOSTILE_NAME} (#7) complete on disk for 30 s")
+    payload = figures(DaemonStatus(report=report))
     for kind in ("slack", "discord", "generic"):
         for alert in alerts.alerts(30.0):
             if alert.key not in ("warning", "stale", "missing", "hazelcast-unavailable", "recovered"):

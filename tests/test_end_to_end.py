@@ -466,7 +466,7 @@ def test_health_exit_codes_follow_the_data(stack: Stack, hazelcast_cluster, tmp_
         assert as_json.returncode == 1, describe(as_json)
         report = json.loads(as_json.stdout)
         assert report["status"] == "warning" and report["scan_number"] == 7, report
-        assert report["message"].startswith("warning: ") and report["checked_at"], report
+        assert report["message"].startswith("WARNING: ") and report["checked_at"], report
 
         # The same data under a lower stale threshold (SCAN_BRIDGE_STALE_AFTER_S) is stale.
         stricter = deploy_py({**env, "SCAN_BRIDGE_WARN_AFTER_S": "10", "SCAN_BRIDGE_STALE_AFTER_S": "20"}, "health")

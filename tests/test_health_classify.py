@@ -81,7 +81,7 @@ def test_healthy() -> None:
     assert r.heartbeat_age_s == pytest.approx(1.0)
     assert r.bridge_lag_s == pytest.approx(0.1)
     assert r.newest_on_disk == 4228
-    assert r.message.startswith("healthy: scan #4228 is 3.0s old (400 assets)")
+    assert r.headline.startswith("HEALTHY: scan #4228 is 3.0s old (400 assets)")
     assert "heartbeat 1.0s old (pid 4321)" in r.message
 
 
@@ -139,7 +139,7 @@ def test_down_wins_and_keeps_the_data() -> None:
     assert r.bridge_running is False
     assert r.data_age_s == pytest.approx(100.0)
     assert not r.bridge_stuck and r.cause is None
-    assert r.message.startswith("down: bridge process not running")
+    assert r.headline.startswith("DOWN: bridge process not running")
 
 
 def test_down_with_hazelcast_error() -> None:
@@ -167,7 +167,7 @@ def test_clock_skew_is_a_warning() -> None:
     assert r.status is HealthStatus.WARNING
     assert r.clock_skew_s == pytest.approx(42.0)
     assert r.data_age_s == pytest.approx(-42.0)
-    assert r.message.startswith("warning: clock skew +42.0s")
+    assert r.headline.startswith("WARNING: clock skew +42.0s")
 
 
 def test_small_skew_is_jitter() -> None:
@@ -298,7 +298,7 @@ def test_no_progression_without_previous_or_with_reset_numbering() -> None:
     r = classify(healthy_obs(3.0), TH)
     assert r.scans_since_previous is None and r.scans_per_minute is None
     previous = FreshnessReport(
-        status=HealthStatus.HEALTHY, message="x", checked_at=NOW - timedelta(seconds=30), scan_number=9000,
+        status=HealthStatus.HEALTHY, detail="x", checked_at=NOW - timedelta(seconds=30), scan_number=9000,
         scan_timestamp=NOW - timedelta(seconds=33),
     )
     r = classify(healthy_obs(3.0), TH, previous)
@@ -343,7 +343,7 @@ def test_busy_bridge_with_newer_files_on_disk_is_not_stuck_and_not_restarted() -
     assert r.status is HealthStatus.STALE and r.cause is StaleCause.BRIDGE_BUSY
     assert not r.bridge_stuck and r.heartbeat_busy
     assert r.unpushed_file is None  # nothing for the restart-once-per-file rule to hold on to
-    assert "bridge busy: scan_004899_120000.arrow (#4899) complete on disk" in r.message
+    assert r.headline.startswith("STALE (bridge busy): ") and "; scan_004899_120000.arrow (#4899) complete on disk" in r.message
     assert "heartbeat 1.0s old (pid 4321), busy" in r.message
     budget = RestartBudget(max_restarts=3, window_s=600.0)
     decision = decide(ProcessState.RUNNING, r, budget=budget, now=1000.0)

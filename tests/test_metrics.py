@@ -24,7 +24,7 @@ BRIDGE = 4321
 
 def report(status: HealthStatus = HealthStatus.HEALTHY, **fields: Any) -> FreshnessReport:
     defaults: dict[str, Any] = {
-        "message": f"{status.value}: test",
+        "detail": "test",
         "checked_at": NOW,
         "data_age_s": 1.5,
         "scan_number": 4228,

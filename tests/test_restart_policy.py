@@ -21,7 +21,7 @@ NOW = 1000.0
 
 
 def report(status: HealthStatus, **fields: object) -> FreshnessReport:
-    return FreshnessReport(status=status, message=status.value, checked_at=datetime(2024, 5, 1, tzinfo=UTC), **fields)
+    return FreshnessReport(status=status, detail=status.value, checked_at=datetime(2024, 5, 1, tzinfo=UTC), **fields)
 
 
 def stale(cause: StaleCause, **fields: object) -> FreshnessReport:

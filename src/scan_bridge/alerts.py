@@ -31,6 +31,9 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
+from . import names
+from .health_status import UNHEALTHY_EVENT_NAMES, HealthStatus
+
 if TYPE_CHECKING:  # Prefect is imported when used: the pure parts (alerts(), request_body()) need none of it
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import SyncPrefectClient
@@ -41,11 +44,11 @@ KINDS: tuple[str, ...] = ("slack", "discord", "pagerduty", "generic")
 
 BLOCK_NAME = "scan-bridge-alerts"
 NAME_PREFIX = "scan-bridge: "
-FLOW_NAME = "scan-bridge-daemon"
-DAEMON_RESOURCES = "scan-bridge.daemon.*"
+FLOW_NAME = names.FLOW_NAME
+DAEMON_RESOURCES = names.DAEMON_RESOURCE_PREFIX + "*"
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 # Statuses after which ``scan-bridge.healthy`` is news ("none": the daemon's first check, not a recovery).
-UNHEALTHY = ("warning", "stale", "missing", "down", "hazelcast-unavailable")
+UNHEALTHY = UNHEALTHY_EVENT_NAMES
 
 _DAEMON = "scan-bridge {{ event.resource.name }}"
 # Names an earlier version gave automations that are no longer in the set (none yet): setting the
@@ -72,29 +75,34 @@ class Alert:
         return NAME_PREFIX + self.title
 
 
+def _on(status: HealthStatus) -> frozenset[str]:
+    """The daemon's state-change event for ``status``."""
+    return frozenset({names.event(status.event_name)})
+
+
+#: The text of a health alert: the daemon, then the report's headline (status once, cause, figures).
+_HEADLINE = _DAEMON + ": {{ event.payload.message }}"
+
+
 def alerts(health_interval_s: float) -> list[Alert]:
     """The alert set for a daemon checking every ``health_interval_s`` seconds."""
     silent_after = silent_after_s(health_interval_s)
     return [
-        Alert("warning", "warning", frozenset({"scan-bridge.warning"}),
-              _DAEMON + ": WARNING: {{ event.payload.message }}", "warning"),
-        Alert("stale", "stale", frozenset({"scan-bridge.stale"}),
-              _DAEMON + ": STALE ({{ event.payload.cause }}): {{ event.payload.message }}", "critical"),
-        Alert("missing", "no scan in Hazelcast", frozenset({"scan-bridge.missing"}),
-              _DAEMON + ": NO SCAN in Hazelcast: {{ event.payload.message }}", "critical"),
-        Alert("hazelcast-unavailable", "Hazelcast unavailable", frozenset({"scan-bridge.hazelcast-unavailable"}),
-              _DAEMON + ": HAZELCAST UNAVAILABLE: {{ event.payload.message }}", "critical"),
-        Alert("gave-up", "gave up", frozenset({"scan-bridge.gave-up"}),
+        Alert("warning", "warning", _on(HealthStatus.WARNING), _HEADLINE, "warning"),
+        Alert("stale", "stale", _on(HealthStatus.STALE), _HEADLINE, "critical"),
+        Alert("missing", "no scan in Hazelcast", _on(HealthStatus.MISSING), _HEADLINE, "critical"),
+        Alert("hazelcast-unavailable", "Hazelcast unavailable", _on(HealthStatus.ERROR), _HEADLINE, "critical"),
+        Alert("gave-up", "gave up", frozenset({names.event(names.GAVE_UP_EVENT)}),
               _DAEMON + ": GAVE UP on the bridge after {{ event.payload.restarts_total }} restarts: "
               "{{ (event.payload.reason or '').split('\\n')[0] }}", "critical"),
         Alert("run-ended", "daemon run failed or crashed",
               frozenset({"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}),
               "scan-bridge daemon run {{ event.resource.name }} ended {{ event.event.split('.')[-1] }}: "
               "{{ flow_run.state.message }}", "critical", flow_runs=True),
-        Alert("recovered", "healthy again", frozenset({"scan-bridge.healthy"}),
-              _DAEMON + ": healthy again (was {{ event.payload.previous_status }}): {{ event.payload.message }}",
-              "info", resolves=True, match_labels=(("scan-bridge.previous-status", UNHEALTHY),)),
-        Alert("daemon-silent", "daemon silent", frozenset({"scan-bridge.heartbeat"}),
+        Alert("recovered", "healthy again", _on(HealthStatus.HEALTHY),
+              _DAEMON + ": healthy again (was {{ event.payload.previous_status }}): {{ event.payload.detail }}",
+              "info", resolves=True, match_labels=((names.PREVIOUS_STATUS_LABEL, UNHEALTHY),)),
+        Alert("daemon-silent", "daemon silent", frozenset({names.event(names.HEARTBEAT_EVENT)}),
               _DAEMON + f": DAEMON SILENT: no health check reported for {silent_after:g} s "
               "(last at {{ event.occurred.isoformat(timespec='seconds') }}, status {{ event.payload.status }}). "
               "The daemon, its worker or its machine may be gone: the bridge is unsupervised.",
@@ -197,7 +205,7 @@ def automation_for(alert: Alert, kind: str, block_id: UUID) -> AutomationCore:
             posture=Posture.Proactive,
             after=set(alert.expect),
             # A daemon that stops on purpose says so; that is not silence.
-            expect=set(alert.expect) | {"scan-bridge.daemon-stopped"},
+            expect=set(alert.expect) | {names.event(names.DAEMON_STOPPED_EVENT)},
             match=match,
             for_each={"prefect.resource.id"},
             threshold=1,

@@ -26,7 +26,6 @@ Signals and the clock go through :class:`ProcessOps`, so a test can watch or fak
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import logging
 import os
 import queue
@@ -45,6 +44,7 @@ from typing import IO, Any, Literal
 import psutil
 
 from . import runfiles
+from .parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -113,22 +113,9 @@ class ProcessOps:
 # --------------------------------------------------------------------------------------------------
 # Parent-death signal and the spawner thread
 
-_PR_SET_PDEATHSIG = 1
-
-try:  # resolved here, in the parent: the child between fork and exec should do as little as possible
-    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
-    _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    _prctl.restype = ctypes.c_int
-except (OSError, AttributeError):  # not Linux: stop() and the pidfile are all we have
-    _prctl = None
-
-
 def _die_with_parent(parent_pid: int) -> None:
     """preexec_fn, run in the child: SIGKILL me when the forking thread dies; exit now if it already has."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died between fork and prctl
-        os._exit(1)
+    die_with_parent(parent_pid)
 
 
 class Spawner:
@@ -363,10 +350,6 @@ class BridgeProcess:
         """The last ``keep_lines`` lines of output, both streams, in arrival order."""
         with self._tail_lock:
             return list(self._tail)
-
-    def tail_text(self) -> str:
-        """The last lines as text, stderr lines marked: for a "gave up" message."""
-        return "\n".join(("! " if line.stream == "stderr" else "  ") + line.text for line in self.last_lines())
 
     # -- stop --------------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ it, never a traceback: the operator is usually in the middle of something going 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -19,17 +18,19 @@ from typing import Any
 
 import httpx
 
-POOL = "dolphin-daemon-pool"
-FLOW = "scan-bridge-daemon"
-DEPLOYMENT = "scan-bridge-daemon"
-FULL_NAME = f"{FLOW}/{DEPLOYMENT}"
-ARTIFACT_KEY = "scan-bridge-health"
+from . import names
+from .health_status import HealthStatus
+
+POOL = names.WORK_POOL
+FLOW = names.FLOW_NAME
+DEPLOYMENT = names.DEPLOYMENT_NAME
+FULL_NAME = names.DEPLOYMENT_FULL_NAME
+ARTIFACT_KEY = names.ARTIFACT_KEY
 DEFAULT_API = "http://127.0.0.1:4200/api"
 ACTIVE_STATES = ["RUNNING", "PENDING", "CANCELLING", "SCHEDULED"]
 FORCED_MESSAGE = "forced by deploy.py stop --force"
 #: A run CANCELLING for longer than this (seconds) is reported stuck even with a worker online.
 STUCK_CANCELLING_S = 60.0
-HEALTH_EXIT = {"healthy": 0, "warning": 1, "stale": 2, "missing": 2, "down": 2, "error": 3}
 
 
 class Unreachable(Exception):
@@ -247,7 +248,7 @@ def _age(when: datetime | None) -> str:
 
 
 def artifact_figures(client: Any) -> dict[str, Any] | None:
-    """The figures the daemon last published (embedded as JSON in its artifact)."""
+    """The figures the daemon last published (embedded as JSON in its artifact, :mod:`.daemon_artifact`)."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
@@ -256,14 +257,9 @@ def artifact_figures(client: Any) -> dict[str, Any] | None:
     )
     if not artifacts:
         return None
-    text = str(artifacts[0].data or "")
-    marker = "<!-- figures: "
-    if marker not in text:
-        return None
-    try:
-        return json.loads(text.split(marker, 1)[1].split(" -->", 1)[0])
-    except ValueError:
-        return None
+    from .daemon_artifact import figures_from_markdown
+
+    return figures_from_markdown(str(artifacts[0].data or ""))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -319,13 +315,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             problems.append("`python deploy.py run`")
         print(f"Alerts        : {_alerts_line(client)}")
     report = _health_report()
-    print(f"Health        : {_verdict(report)}")
+    print(f"Health        : {_headline(report)}")
     print(
         f"                data age {_fmt(report.data_age_s, ' s')}, scan #{report.scan_number if report.scan_number is not None else '—'}, "
         f"{report.asset_count if report.asset_count is not None else '—'} assets"
     )
-    if report.status.value != "healthy":
-        problems.append(f"health is {report.status.value}")
+    if report.status is not HealthStatus.HEALTHY:
+        problems.append("health is not healthy (see above)")
     for problem in dict.fromkeys(problems):
         print(f"  ! {problem}")
     return 1 if problems else 0
@@ -343,12 +339,11 @@ def _alerts_line(client: Any) -> str:
     return line + (f" (paused: {', '.join(off)})" if off else "")
 
 
-def _verdict(report: Any) -> str:
-    """``HEALTHY: data 0.4 s old ...``: the status once (the report's message starts with it in lower case)."""
-    head = report.status.value + (f" ({report.cause.value})" if report.cause else "")
-    from .logs import printable  # the message may quote a scan file's name: one line on the terminal
+def _headline(report: Any) -> str:
+    """The report's headline (status once, cause, figures), on one line: it may quote a scan file's name."""
+    from .logs import printable
 
-    return f"{head.upper()}: {printable(report.message.removeprefix(head + ': '))}"
+    return printable(report.headline)
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -367,10 +362,10 @@ def cmd_health(args: argparse.Namespace) -> int:
         print(report.model_dump_json())
     else:
         hint = ""
-        if report.status.value == "error":  # one line, like the API's: the address tried and how to start one
+        if report.status is HealthStatus.ERROR:  # one line, like the API's: the address tried and how to start one
             hint = "; start a local member with `python -m scan_bridge.localcluster`, or set SCAN_BRIDGE_HAZELCAST_MEMBERS"
-        print(_verdict(report) + hint)
-    return HEALTH_EXIT.get(report.status.value, 2)
+        print(_headline(report) + hint)
+    return int(report.status.exit_code)
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .document import parse_timestamp
-from .health import FreshnessChecker
+from .health_check import FreshnessChecker
 from .ordering import ScanId, is_newer
 from .settings import DaemonSettings, HazelcastSettings
 
@@ -102,7 +102,7 @@ def wait_for_fresh_scan(
     try:
         while True:
             read_deadline = min(time.monotonic() + s.health_timeout_s, deadline)
-            latest, _heartbeat, error = checker._read_hazelcast(max(read_deadline, time.monotonic() + _SLACK_S))
+            latest, _heartbeat, error = checker.read_hazelcast(max(read_deadline, time.monotonic() + _SLACK_S))
             last_error = error
             if error is None and latest is not None:
                 if not isinstance(latest, dict):

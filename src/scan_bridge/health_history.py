@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .health_status import SEVERITY_ORDER
+
 __all__ = ["SEVERITY", "Change", "HealthHistory", "HourSummary", "severity"]
 
 HOUR = timedelta(hours=1)
 JSON_VERSION = 1
 
-# Worst last. For whoever reads the data: healthy and warning mean the data is there and fairly
-# fresh; missing means there is no latest scan at all (usually a fresh cluster before the first scan)
-# and is ranked below stale, which means readers are served old data while believing it current;
-# down means the bridge is not running, so nothing will get fresher until it is restarted; error
-# means Hazelcast itself did not answer, so no reader can read anything and we cannot even tell.
-SEVERITY: tuple[str, ...] = ("healthy", "warning", "missing", "stale", "down", "error")
+#: Status names, worst last: :data:`~scan_bridge.health_status.SEVERITY_ORDER` (which says why), as
+#: the strings the history stores (it also reads histories a previous daemon wrote).
+SEVERITY: tuple[str, ...] = tuple(status.value for status in SEVERITY_ORDER)
 
 # Bounds that keep memory, JSON and markdown small whatever the callers pass in.
 MAX_AGES_PER_HOUR = 720  # one check every 5 s; beyond that the open hour is sampled (see _add_age)

@@ -15,7 +15,6 @@ not leave them behind.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from typing import IO
 import httpx
 
 from .control import POOL, project_dir
+from .parent_death import die_with_parent
 
 # Fixed by the README's promise (the UI at localhost:4200); overridable for tests that run beside one.
 PREFECT_PORT = int(os.environ.get("SCAN_BRIDGE_LOCAL_PREFECT_PORT", "4200"))
@@ -35,10 +35,8 @@ HAZELCAST_PORT = int(os.environ.get("SCAN_BRIDGE_LOCAL_HAZELCAST_PORT", "5701"))
 
 
 def _die_with_parent(parent: int) -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(0)
+    """preexec_fn: SIGTERM (a clean stop) when the launcher dies, in a session of its own."""
+    die_with_parent(parent, signal.SIGTERM, exit_code=0)
     os.setsid()
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import ctypes
 import os
 import random
 import shutil
@@ -33,6 +32,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from .parent_death import die_with_parent
 
 __all__ = [
     "HAZELCAST_VERSION",
@@ -192,26 +193,12 @@ def free_port_block(count: int) -> list[int]:
 # --------------------------------------------------------------------------------------------------
 # Parent-death signal
 
-_PR_SET_PDEATHSIG = 1
-
-try:  # resolved once here: the child between fork and exec should do as little as possible
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-    _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    _prctl.restype = ctypes.c_int
-except (OSError, AttributeError):  # not Linux: atexit is all we have
-    _prctl = None
-
-
 def _die_with_parent(parent_pid: int) -> None:
     """preexec_fn: SIGKILL this child when its parent dies, so a killed test run leaves no JVM.
 
-    Caveat (Linux semantics): the signal fires when the *thread* that forked the child exits, so
-    start members from a thread that outlives them (the main thread, normally).
+    Start members from a thread that outlives them (the main thread, normally): see :mod:`.parent_death`.
     """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+    die_with_parent(parent_pid)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -34,11 +34,11 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, start_http_server
 
-from .health import FreshnessReport, HealthStatus, StaleCause
+from .health_classify import FreshnessReport, HealthStatus, StaleCause
 from .restart_policy import ProcessState
 
-if TYPE_CHECKING:  # at run time only its attributes are read: supervisor may import this module
-    from .supervisor import DaemonStatus
+if TYPE_CHECKING:  # at run time only its attributes are read
+    from .daemon_status import DaemonStatus
 
 __all__ = ["HEALTH_STATES", "STALE_CAUSES", "DaemonMetrics"]
 
@@ -189,7 +189,7 @@ class DaemonMetrics:
 
     # -- as one of the daemon's publishers (supervisor.Publisher) --------------------------------------
 
-    def health(self, status: DaemonStatus, changed: bool) -> None:
+    def health(self, status: DaemonStatus, previous: FreshnessReport | None) -> None:
         self.update(status)
 
     def restarted(self, status: DaemonStatus, reason: str) -> None:

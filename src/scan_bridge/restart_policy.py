@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from .health import FreshnessReport, HealthStatus, StaleCause
+from .health_classify import FreshnessReport, HealthStatus, StaleCause
 from .settings import DaemonSettings
 
 __all__ = [
@@ -200,7 +200,7 @@ def decide(
     if report.status is HealthStatus.DOWN:
         return _restart_or_give_up("health check: bridge process not running", budget, now)
     if report.status is HealthStatus.ERROR:
-        return Decision(Action.NONE, f"Hazelcast not readable; the bridge reconnects by itself ({report.message})")
+        return Decision(Action.NONE, f"Hazelcast not readable; the bridge reconnects by itself ({report.detail})")
 
     wants: str | None = None
     for_file: str | None = None

@@ -33,8 +33,8 @@ only returns fewer bytes, which we detect).
 
 Speed: the body is serialised once, column by column (``{"columns": {"x": [...]}}``), never row by
 row: each column becomes one list (``to_pylist``) that orjson writes, about ten times faster than
-row dicts and ``json``. When numpy is installed (it is optional), float64 and integer columns go to
-orjson as numpy arrays instead, which skips making a Python object per value (the columns take less than
+row dicts and ``json``. float64 and integer columns go to orjson as numpy arrays instead (numpy is a
+dependency, pyproject.toml), which skips making a Python object per value (the columns take less than
 half the time) and writes the same text. NaN and ±inf become ``null`` either way (orjson's rule for
 non-finite floats, which JSON cannot express), and so do nulls.
 """
@@ -54,14 +54,10 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-_np: Any
-try:  # optional: orjson then writes numeric columns straight from their buffers (no Python object per value)
-    import numpy as _np
-except ImportError:  # pragma: no cover - depends on the environment
-    _np = None
 
 from .document import (
     DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_SCAN_COLUMNS,
     DEFAULT_MAX_SCAN_ROWS,
     decode_metadata,
@@ -72,7 +68,7 @@ from .document import (
     replace_body_timestamp,
     timestamp_from_epoch,
 )
-
+from .discovery import scan_number_from_name
 from .ordering import ScanId, history_key
 
 ARROW_MAGIC = b"ARROW1"
@@ -659,7 +655,7 @@ def _scan_level(path: Path, name: str, metadata: dict[str, Any], table: pa.Table
 
 
 def column_values(column: pa.ChunkedArray | pa.Array) -> Sequence[Any]:
-    """One column as a JSON-ready sequence, aligned with the rows (a list; a numpy array when numpy is installed).
+    """One column as a JSON-ready sequence, aligned with the rows (a list, or a numpy array for numbers).
 
     * numbers: ints and floats; NaN, ±inf and nulls become ``null`` in JSON;
     * timestamps: ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` text (no time zone → UTC; ns truncated to µs);
@@ -681,7 +677,7 @@ def column_values(column: pa.ChunkedArray | pa.Array) -> Sequence[Any]:
     if pa.types.is_dictionary(type_):
         array = array.dictionary_decode()
         type_ = array.type
-    if _np is not None and type_.id in _NUMPY_TYPE_IDS:
+    if type_.id in _NUMPY_TYPE_IDS:
         # orjson writes numpy arrays straight from their buffer, with the same text as for Python
         # floats/ints (float32/float16 excluded: orjson would print them at their own precision).
         if array.null_count:
@@ -710,3 +706,40 @@ _NUMPY_TYPE_IDS = frozenset(
     t.id
     for t in (pa.float64(), pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64())
 )
+
+
+def scan_number_of_file(path: Path) -> int | None:
+    """The scan number of one file: from its name, else from its Arrow schema (or first row).
+
+    For the freshness check's look at files that may still be written (:mod:`.health_disk`); the
+    bridge reads whole scans with :func:`read_scan`.
+
+    Reading the schema is cheap: the IPC file format's footer, or the stream's first message. The
+    number may also be a column (the scan contract allows both); then the file is read the way the
+    bridge reads it (validated, its decoded size bounded before decoding). Any problem
+    (a file being written, not Arrow) gives None: the caller then cannot compare, and says nothing.
+    """
+    number = scan_number_from_name(path)
+    if number is not None:
+        return number
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            reader: Any
+            try:
+                reader = pa.ipc.open_file(source)
+            except pa.ArrowInvalid:  # not the file format: the stream format, or not Arrow
+                source.seek(0)
+                reader = pa.ipc.open_stream(source)
+            metadata = decode_metadata(reader.schema.metadata)
+            if "scan_number" in metadata:
+                return parse_scan_number(metadata["scan_number"])
+            column = "scan_number" in reader.schema.names
+    except (pa.ArrowException, OSError, ValueError, TypeError):
+        return None
+    if column:  # decoding data: only through the bridge's reader (validated, its size bounded before decoding)
+        try:
+            values = read_table(path, DEFAULT_MAX_FILE_BYTES).column("scan_number")
+            return parse_scan_number(values[0].as_py()) if len(values) else None
+        except (ScanFileIncomplete, ScanFileRejected, ValueError):
+            return None
+    return None

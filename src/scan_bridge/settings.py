@@ -288,7 +288,34 @@ def default_state_dir() -> Path:
     return Path(base) / "scan-bridge"
 
 
-class BridgeSettings(HazelcastSettings):
+class ScannerSettings(BaseSettings):
+    """What the bridge and the daemon both know of the scanner: its clock, and that its folder is named.
+
+    A base of both, so the setting, its check and its resolved zone have one home (each class
+    declares ``watch_dir`` itself: the bridge needs one, the daemon may go without).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", cli_kebab_case=True, allow_inf_nan=False)
+
+    scanner_timezone: str = Field(default=DEFAULT_SCANNER_TIMEZONE, description=_SCANNER_TIMEZONE_HELP)
+
+    @field_validator("scanner_timezone")
+    @classmethod
+    def _timezone_known(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("watch_dir", mode="before", check_fields=False)
+    @classmethod
+    def _watch_dir_not_empty(cls, value: Any) -> Any:
+        return _not_empty_path(value)
+
+    @property
+    def scanner_zone(self) -> tzinfo:
+        """The scanner's time zone, resolved (the bridge and the health check read file timestamps with it)."""
+        return scanner_zone(self.scanner_timezone)
+
+
+class BridgeSettings(ScannerSettings, HazelcastSettings):
     """Everything ``python -m scan_bridge.service`` needs."""
 
     watch_dir: Path = Field(description="Directory the scanner writes Arrow files into (date folders allowed).")
@@ -324,28 +351,12 @@ class BridgeSettings(HazelcastSettings):
         default_factory=default_state_dir,
         description="Private folder (mode 0700) for the bridge's own state: which file it is reading, files that crashed it.",
     )
-    scanner_timezone: str = Field(default=DEFAULT_SCANNER_TIMEZONE, description=_SCANNER_TIMEZONE_HELP)
     retention: int = Field(default=1000, ge=1, description="How many of the newest scans the history map keeps.")
     batch_size: int = Field(default=200, ge=1, description="Scans per put_all when catching up.")
     heartbeat_interval_s: float = Field(default=2.0, gt=0, description="Seconds between heartbeat writes.")
     summary_interval_s: float = Field(default=30.0, gt=0, description="Seconds between '[OK] Pushed N scans' lines.")
     log_format: LogFormat = Field(default="human", description="human lines, or one JSON object per line.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged.")
-
-    @field_validator("watch_dir", mode="before")
-    @classmethod
-    def _watch_dir_not_empty(cls, value: Any) -> Any:
-        return _not_empty_path(value)
-
-    @field_validator("scanner_timezone")
-    @classmethod
-    def _timezone_known(cls, value: str) -> str:
-        return check_timezone(value)
-
-    @property
-    def scanner_zone(self) -> tzinfo:
-        """The scanner's time zone, resolved."""
-        return scanner_zone(self.scanner_timezone)
 
     @field_validator("watch_dir")
     @classmethod
@@ -355,7 +366,7 @@ class BridgeSettings(HazelcastSettings):
         return value.resolve()
 
 
-class DaemonSettings(HazelcastSettings):
+class DaemonSettings(ScannerSettings, HazelcastSettings):
     """The daemon's own knobs, beside the bridge's (which it passes on through the environment)."""
 
     watch_dir: Path | None = Field(default=None, description="Scanner directory; the health check looks at it.")
@@ -392,22 +403,6 @@ class DaemonSettings(HazelcastSettings):
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )
     metrics_addr: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint binds to.")
-    scanner_timezone: str = Field(default=DEFAULT_SCANNER_TIMEZONE, description=_SCANNER_TIMEZONE_HELP)
-
-    @field_validator("scanner_timezone")
-    @classmethod
-    def _timezone_known(cls, value: str) -> str:
-        return check_timezone(value)
-
-    @property
-    def scanner_zone(self) -> tzinfo:
-        """The scanner's time zone, resolved (the health check reads file timestamps with it)."""
-        return scanner_zone(self.scanner_timezone)
-
-    @field_validator("watch_dir", mode="before")
-    @classmethod
-    def _watch_dir_not_empty(cls, value: Any) -> Any:
-        return _not_empty_path(value)
 
 
 def describe_validation_error(error: ValidationError) -> str:

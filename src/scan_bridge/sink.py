@@ -202,10 +202,6 @@ class ScanSink:
         """The number of the latest scan (None before the first); for log lines, never for comparisons."""
         return None if self.latest is None else self.latest.scan_number
 
-    @property
-    def newest_in_history(self) -> int | None:
-        return self._known[-1] if self._known else None
-
     def is_present(self, key: int) -> bool:
         """The history holds a scan at this key (time), as far as this sink knows."""
         index = bisect.bisect_left(self._known, key)
@@ -218,10 +214,6 @@ class ScanSink:
         return self._known[-self._retention]
 
     # -- writing ----------------------------------------------------------------------------------
-
-    def push(self, records: Sequence[ScanRecord]) -> int | None:
-        """Write ``records`` and wait: :meth:`submit` then :meth:`PendingPush.wait`."""
-        return self.submit(records).wait()
 
     def submit(self, records: Sequence[ScanRecord]) -> PendingPush:
         """Start writing ``records`` to history (one ``put_all``) and move latest forward if one is newer.

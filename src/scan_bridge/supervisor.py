@@ -3,7 +3,9 @@
 After honcho's manager: the bridge's output readers, its exit waiter, the health-check thread and
 stop requests only put typed messages on one queue; this loop alone changes state and acts. The
 decisions themselves (restart or not, budget) are pure functions in :mod:`restart_policy`, the
-classification in :mod:`health`; this module only wires them to processes and time.
+classification in :mod:`.health_classify`; this module only wires them to processes and time. Its
+inputs live beside it: :mod:`.bridge_process` (the child), :mod:`.bridge_output` (reading its
+lines), :mod:`.health_ticker` (the check's thread); its state and outputs in :mod:`.daemon_status`.
 
 Nothing here knows Prefect: the daemon flow passes a logger and a :class:`Publisher`, so the loop is
 tested with plain logging and real processes, and runs under Prefect unchanged.
@@ -11,37 +13,59 @@ tested with plain logging and real processes, and runs under Prefect unchanged.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import signal
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from .bridge_output import (
+    BRIDGE_EVENTS,
+    announces_stop,
+    bridge_event,
+    bridge_line,
+    bridge_payload,
+    crashed_reader_file,
+    tail_text,
+)
 from .bridge_process import BridgeProcess, Exited, Line, Started
-from .health import FreshnessChecker, FreshnessReport
-from .logs import FILE_REJECTED, printable
+from .daemon_status import DaemonStatus, NullPublisher, Publisher, Publishers
+from .health_check import FreshnessChecker
+from .health_classify import FreshnessReport
+from .health_status import HealthStatus
+from .health_ticker import HealthResult, HealthTicker
+from .logs import printable
 from .restart_policy import Action, Decision, ProcessState, RestartBudget, decide, describe_exit, settled_state
 from .settings import DaemonSettings
+
+__all__ = [  # the loop; and, under their old import path, the types it is wired with
+    "BRIDGE_EVENTS",
+    "DaemonStatus",
+    "GaveUp",
+    "HealthResult",
+    "HealthTicker",
+    "NullPublisher",
+    "ProcessFactory",
+    "Publisher",
+    "Publishers",
+    "StopRequest",
+    "Supervisor",
+    "bridge_event",
+    "bridge_line",
+    "bridge_payload",
+    "crashed_reader_file",
+]
+
+#: Makes the bridge process: ``(argv, env=..., events=..., pidfile=...)``; a fake one in the loop's unit tests.
+ProcessFactory = Callable[..., BridgeProcess]
 
 #: How long a stop caused by a signal looks for the bridge announcing it is stopping on its own (see _stop_bridge).
 SELF_STOP_NOTICE_S = 0.5
 #: How long a stop waits for the bridge's last lines once it is gone (its readers reach EOF at once, normally).
 LAST_LINES_WAIT_S = 2.0
-
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
-           "CRITICAL": logging.CRITICAL}
-
-
-@dataclass(frozen=True, slots=True)
-class HealthResult:
-    report: FreshnessReport
-    pid: int | None = None  # the bridge that was current when the check began
-
 
 @dataclass(frozen=True, slots=True)
 class StopRequest:
@@ -50,191 +74,6 @@ class StopRequest:
 
 class GaveUp(Exception):
     """The restart budget is spent; the message names the restarts, the last exit and the last lines."""
-
-
-@dataclass(slots=True)
-class DaemonStatus:
-    """The figures the daemon publishes: what the design note's monitoring section lists, and more."""
-
-    state: ProcessState = ProcessState.STOPPED
-    pid: int | None = None
-    uptime_s: float | None = None
-    restarts_total: int = 0
-    restarts_in_window: int = 0
-    last_exit_code: int | None = None
-    last_decision: str | None = None
-    report: FreshnessReport | None = None
-
-
-class Publisher(Protocol):
-    """Where the daemon's figures go (a Prefect artifact and events in the flow; nothing in tests)."""
-
-    def health(self, status: DaemonStatus, changed: bool) -> None: ...
-
-    def restarted(self, status: DaemonStatus, reason: str) -> None: ...
-
-    def gave_up(self, status: DaemonStatus, message: str) -> None: ...
-
-    def stopped(self, status: DaemonStatus, reason: str) -> None: ...
-
-    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None: ...
-    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None: ...
-
-
-class NullPublisher:
-    def health(self, status: DaemonStatus, changed: bool) -> None:
-        pass
-
-    def restarted(self, status: DaemonStatus, reason: str) -> None:
-        pass
-
-    def gave_up(self, status: DaemonStatus, message: str) -> None:
-        pass
-
-    def stopped(self, status: DaemonStatus, reason: str) -> None:
-        pass
-
-    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
-        pass
-
-    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
-        pass
-
-
-class Publishers:
-    """Several publishers as one (the Prefect artifact and events, the Prometheus endpoint).
-
-    One failing publisher must not starve the others or the loop: errors are logged and swallowed.
-    """
-
-    def __init__(self, publishers: Sequence[Publisher]) -> None:
-        self.publishers = list(publishers)
-
-    def _each(self, method: str, *args: Any) -> None:
-        for publisher in self.publishers:
-            try:
-                getattr(publisher, method)(*args)
-            except Exception as exc:
-                logging.getLogger(__name__).warning("%s.%s failed: %s", type(publisher).__name__, method, exc)
-
-    def health(self, status: DaemonStatus, changed: bool) -> None:
-        self._each("health", status, changed)
-
-    def restarted(self, status: DaemonStatus, reason: str) -> None:
-        self._each("restarted", status, reason)
-
-    def gave_up(self, status: DaemonStatus, message: str) -> None:
-        self._each("gave_up", status, message)
-
-    def stopped(self, status: DaemonStatus, reason: str) -> None:
-        self._each("stopped", status, reason)
-
-    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
-        self._each("file_crashed_reader", status, file, reason)
-
-    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
-        self._each("bridge_event", status, name, fields)
-
-
-#: Bridge log records that become daemon events: ``fields.event`` in the bridge's JSON line -> event name
-#: (``scan-bridge.<name>``). Read from the record's fields, never from its message text.
-BRIDGE_EVENTS = {"counter_reset": "counter-reset"}
-
-
-def bridge_event(text: str) -> tuple[str, dict[str, Any]] | None:
-    """(event name, the record's fields) for a bridge JSON line whose ``fields.event`` is in :data:`BRIDGE_EVENTS`."""
-    if '"event"' not in text:  # cheap: most lines are not events
-        return None
-    payload = bridge_payload(text)
-    fields = payload.get("fields") if payload is not None else None
-    if not isinstance(fields, dict):
-        return None
-    name = BRIDGE_EVENTS.get(str(fields.get("event")))
-    return (name, fields) if name is not None else None
-
-
-def bridge_payload(text: str) -> dict[str, Any] | None:
-    """The JSON object of one line of bridge output (``--log-format json``); None for any other line."""
-    if not text.startswith("{"):
-        return None
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) and "message" in payload else None
-
-
-def bridge_line(text: str, stream: str) -> tuple[int, str]:
-    """The level and message of one line of bridge output (JSON from ``--log-format json``, else raw).
-
-    The message is made :func:`~scan_bridge.logs.printable`: the JSON line carries file names with
-    their newlines and escapes decoded, and the Prefect log (and the worker's console) must show one
-    line per bridge line, never a line a file name forged.
-    """
-    payload = bridge_payload(text)
-    if payload is not None:
-        level = _LEVELS.get(str(payload.get("level", "INFO")).upper(), logging.INFO)
-        return level, printable(str(payload["message"]))
-    return (logging.WARNING if stream == "stderr" else logging.INFO), printable(text)
-
-
-def crashed_reader_file(text: str) -> tuple[str, str] | None:
-    """(file, reason) when a bridge line reports a file that crashed a reader (a previous bridge died
-    reading it, and the bridge now skips it for good); None for any other line.
-
-    Read from the line's structured fields (``event``, ``crashed_reader``, ``file``, ``reason``, see
-    :data:`~scan_bridge.logs.FILE_REJECTED`), never from its message text, which a file name can forge.
-    """
-    payload = bridge_payload(text)
-    found = payload.get("fields") if payload is not None else None
-    if not isinstance(found, dict) or found.get("event") != FILE_REJECTED or found.get("crashed_reader") is not True:
-        return None
-    return str(found.get("file", "")), str(found.get("reason", ""))
-
-
-class HealthTicker:
-    """Runs the freshness check every ``interval_s`` in its own thread and posts the report.
-
-    A check can take up to its timeout (Hazelcast unreachable); in the loop it would delay noticing a
-    bridge exit, so it runs beside it.
-    """
-
-    def __init__(
-        self,
-        checker: FreshnessChecker,
-        interval_s: float,
-        post: Callable[[HealthResult], None],
-        bridge_running: Callable[[], bool],
-        bridge_pid: Callable[[], int | None],
-    ) -> None:
-        self._checker = checker
-        self._interval_s = interval_s
-        self._post = post
-        self._bridge_running = bridge_running
-        self._bridge_pid = bridge_pid
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="health-ticker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        next_at = time.monotonic() + self._interval_s
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            next_at += self._interval_s
-            pid = self._bridge_pid()  # first: a restart during the check then shows as a different pid
-            try:
-                report = self._checker.check(bridge_running=self._bridge_running())
-            except Exception as exc:  # the ticker must outlive any single check
-                logging.getLogger(__name__).warning("health check failed: %s", exc)
-                continue
-            self._post(HealthResult(report, pid))
-            if next_at < time.monotonic():  # a check longer than the interval: skip, don't pile up
-                next_at = time.monotonic() + self._interval_s
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._checker.close()
 
 
 class Supervisor:
@@ -249,8 +88,9 @@ class Supervisor:
         logger: logging.Logger | logging.LoggerAdapter[Any],
         publisher: Publisher | None = None,
         pidfile: Path | None = None,
-        start_grace_s: float = 10.0,
+        start_grace_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        process_factory: ProcessFactory = BridgeProcess,
     ) -> None:
         self.settings = settings
         self.argv = list(argv)
@@ -258,8 +98,10 @@ class Supervisor:
         self.log = logger
         self.publisher = publisher or NullPublisher()
         self.pidfile = pidfile
-        self.start_grace_s = start_grace_s
+        # The setting is the one home of the default (a second default here once disagreed: 10 vs 20 s).
+        self.start_grace_s = settings.start_grace_s if start_grace_s is None else start_grace_s
         self.clock = clock
+        self.process_factory = process_factory
         self.events: queue.Queue[Any] = queue.Queue()
         self.budget = RestartBudget.from_settings(settings)
         self.status = DaemonStatus()
@@ -357,15 +199,14 @@ class Supervisor:
 
     def _on_report(self, report: FreshnessReport, pid: int | None = None) -> None:
         previous = self.status.report
-        changed = previous is None or previous.status != report.status or previous.cause != report.cause
         self.status.report = report
         if self.process is not None and self.status.state is ProcessState.STARTING:
             assert self.process.started_monotonic is not None
             self.status.state = settled_state(
                 self.status.state, self.process.started_monotonic, self.clock(), self.start_grace_s
             )
-        level = logging.INFO if report.status.value in ("healthy",) else logging.WARNING
-        self.log.log(level, "Health: %s", _summary(report))
+        level = logging.INFO if report.status is HealthStatus.HEALTHY else logging.WARNING
+        self.log.log(level, "Health: %s", printable(report.headline))
         decision = decide(
             self.status.state,
             report,
@@ -375,7 +216,7 @@ class Supervisor:
             restarted_for_file=self._restarted_for_file,
         )
         self._refresh_status()
-        self.publisher.health(self.status, changed)
+        self.publisher.health(self.status, previous)
         current = self.process.pid if self.process is not None else None
         if decision.action is not Action.NONE and pid != current:
             # Begun before this bridge was started (or while it was being started: no pid yet), so a DOWN
@@ -416,7 +257,7 @@ class Supervisor:
         elif decision.action is Action.GIVE_UP:
             self.status.state = ProcessState.FATAL
             self._refresh_status()
-            tail = _tail_text(self.process) if self.process is not None else ""
+            tail = tail_text(self.process) if self.process is not None else ""
             message = (
                 f"Gave up on the bridge: {decision.reason}. "
                 f"{self.status.restarts_total} restarts in all, last exit: {describe_exit(self.status.last_exit_code)}. "
@@ -429,7 +270,7 @@ class Supervisor:
     # -- the bridge process -------------------------------------------------------------------------
 
     def _start_bridge(self) -> None:
-        self.process = BridgeProcess(self.argv, env=self.env, events=self.events, pidfile=self.pidfile)
+        self.process = self.process_factory(self.argv, env=self.env, events=self.events, pidfile=self.pidfile)
         self.process.start()
         self.status.state = ProcessState.STARTING
         self._refresh_status()
@@ -454,7 +295,7 @@ class Supervisor:
         self.log.info("Stopping the bridge (%s)", reason)
         grace = self.settings.stop_grace_s
         if signalled and self._forward_lines(
-            pid, SELF_STOP_NOTICE_S, lambda m: _announces_stop(m, pid) or (isinstance(m, Exited) and m.pid == pid)
+            pid, SELF_STOP_NOTICE_S, lambda m: announces_stop(m, pid) or (isinstance(m, Exited) and m.pid == pid)
         ):
             process.wait(grace)
         code = process.stop(grace)  # signals only if still running
@@ -496,26 +337,3 @@ def _stop_reason(exc: BaseException) -> tuple[str, bool]:
     return f"{type(exc).__name__}: {exc}", False
 
 
-def _announces_stop(message: Any, pid: int) -> bool:
-    """The bridge's own "Stopping (SIGTERM)" line (service.py logs it as soon as it handles a signal)."""
-    if not isinstance(message, Line) or message.pid != pid:
-        return False
-    return bridge_line(message.text, message.stream)[1].startswith("Stopping (")
-
-
-def _tail_text(process: BridgeProcess) -> str:
-    """The bridge's last lines as messages (not its JSON), stderr lines marked: for the "gave up" message."""
-    return "\n".join(
-        ("! " if line.stream == "stderr" else "  ") + bridge_line(line.text, line.stream)[1] for line in process.last_lines()
-    )
-
-
-def _summary(report: FreshnessReport) -> str:
-    """One line an operator reads: status, age, scan, rate, assets, heartbeat."""
-    parts = [report.status.value.upper()]
-    if report.cause is not None:
-        parts.append(f"({report.cause.value})")
-    # The report's message starts with the status in lower case ("healthy: ..."); say it once.
-    head = report.status.value + (f" ({report.cause.value})" if report.cause is not None else "") + ": "
-    parts.append(f"- {printable(report.message.removeprefix(head))}")
-    return " ".join(parts)

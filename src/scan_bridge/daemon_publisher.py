@@ -1,0 +1,186 @@
+"""The daemon's figures into Prefect: the health artifact, state-change events, a light heartbeat.
+
+Events are what automations (``deploy.py alerts``, :mod:`.alerts`) react to; their names are in
+:mod:`.names`, the status part of them is :attr:`HealthStatus.event_name`.
+
+Database footprint: the daemon runs for months. The artifact gets a new version once an hour (an
+hourly snapshot) and is updated *in place* in between, on a state change and at most every
+``ARTIFACT_INTERVAL_S``: a new version is a permanent row (plus an event repeating it), an in-place
+update is neither. Events are emitted on state changes, plus one small heartbeat per check; the
+server prunes events after its retention period.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+
+from . import names
+from .daemon_artifact import ARTIFACT_INTERVAL_S, artifact_key, figures, previous_history, render_markdown
+from .daemon_status import DaemonStatus, status_changed
+from .health_classify import FreshnessReport
+from .health_history import HealthHistory
+from .health_status import NO_STATUS
+from .logs import printable
+
+
+class PrefectPublisher:
+    """Figures into Prefect: one artifact (stable key), events on state changes, one light heartbeat per check.
+
+    Events are what automations (``deploy.py alerts``) react to. The state-change events carry the
+    whole health report as payload and the new and previous status as resource labels, because a
+    trigger can match labels but not payload fields: "healthy again" is ``scan-bridge.healthy``
+    whose ``scan-bridge.previous-status`` is not ``healthy``/``none``. The heartbeat event is small
+    and lets a proactive automation notice a daemon that went silent; the server prunes events
+    after its retention period, so it does not grow the database for ever.
+    """
+
+    def __init__(
+        self,
+        logger: Any,
+        deployment: str | None,
+        artifact_interval_s: float = ARTIFACT_INTERVAL_S,
+        history: HealthHistory | None = None,
+    ) -> None:
+        self.log = logger
+        self.history = history if history is not None else HealthHistory()
+        self._artifact_id: Any = None
+        self._artifact_hour: datetime | None = None
+        self.deployment = deployment or names.STANDALONE_NAME
+        self.artifact_key = artifact_key(self.deployment)
+        self.resource = {
+            "prefect.resource.id": names.DAEMON_RESOURCE_PREFIX + self.deployment,
+            "prefect.resource.name": deployment or names.DAEMON_NAME,
+        }
+        self.artifact_interval_s = artifact_interval_s
+        self._artifact_at = -1e18
+
+    @classmethod
+    def resume(cls, logger: Any, deployment: str | None) -> PrefectPublisher:
+        """A publisher that continues the history its daemon's previous run left in the artifact."""
+        publisher = cls(logger, deployment)
+        publisher.history = previous_history(logger, publisher.artifact_key)
+        return publisher
+
+    def _note(self, status: DaemonStatus, note: str) -> None:
+        report = status.report
+        shown = figures(status)
+        self.history.record_change(
+            datetime.now(UTC),
+            "—" if report is None else report.label.lower(),  # the history's spelling: "stale (scanner silent)"
+            note,
+            shown.get("data_age_s"),
+            shown.get("scan_number"),
+        )
+
+    def _artifact(self, status: DaemonStatus, force: bool) -> None:
+        """A new version at the first write of each UTC hour; otherwise an in-place update, when due."""
+        now, hour = time.monotonic(), datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        new_version = self._artifact_id is None or hour != self._artifact_hour
+        if not new_version and not force and now - self._artifact_at < self.artifact_interval_s:
+            return
+        self._artifact_at = now
+        markdown = render_markdown(status, self.history)
+        try:
+            if new_version:
+                self._artifact_id = create_markdown_artifact(markdown, key=self.artifact_key, description="Scan bridge health")
+                self._artifact_hour = hour
+            else:
+                # PATCH directly: the client's update_artifact also emits an event carrying the whole markdown.
+                with get_client(sync_client=True) as client:
+                    client.request("PATCH", "/artifacts/{id}", json={"data": markdown}, path_params={"id": self._artifact_id})
+        except Exception as exc:  # the API may be briefly away; the next update retries
+            self.log.warning("Could not publish the health artifact: %s", exc)
+
+    def _event(self, name: str, payload: dict[str, Any], light: bool = False, **labels: str) -> None:
+        resource = dict(self.resource)
+        resource.update({names.EVENT_PREFIX + key.replace("_", "-"): value for key, value in labels.items()})
+        try:
+            if light:
+                contextvars.copy_context().run(_emit_without_run_context, names.event(name), resource, payload)
+            else:
+                emit_event(event=names.event(name), resource=resource, payload=payload)
+        except Exception as exc:
+            self.log.warning("Could not emit event %s: %s", names.event(name), exc)
+
+    def health(self, status: DaemonStatus, previous: FreshnessReport | None) -> None:
+        report = status.report
+        if report is None:
+            return
+        name = report.status.event_name
+        self.history.record_check(report.checked_at, report.status.value, report.data_age_s, report.scan_number)
+        changed = status_changed(previous, report)
+        if changed:
+            self._note(status, "state change")
+            before = NO_STATUS if previous is None else previous.status.event_name
+            self._event(name, {**figures(status), "previous_status": before},
+                        status=name, previous_status=before,
+                        cause=report.cause.value if report.cause is not None else NO_STATUS)
+        self._event(names.HEARTBEAT_EVENT, heartbeat_payload(status), light=True, status=name)
+        self._artifact(status, force=changed)
+
+    def restarted(self, status: DaemonStatus, reason: str) -> None:
+        self.history.record_restart(datetime.now(UTC))
+        self._note(status, f"restart: {reason}")
+        self._event(names.BRIDGE_RESTARTED_EVENT, {**figures(status), "reason": reason})
+        self._artifact(status, force=True)
+
+    def gave_up(self, status: DaemonStatus, message: str) -> None:
+        self._note(status, "gave up")
+        self._event(names.GAVE_UP_EVENT, {**figures(status), "reason": message[:2000]})
+        self._artifact(status, force=True)
+
+    def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None:
+        """A file a bridge died reading: never pushed, so an operator should hear of it (once per file)."""
+        self._note(status, f"file crashed the reader: {printable(file)}")
+        self._event(names.FILE_CRASHED_READER_EVENT, {
+            "file": printable(file),
+            "reason": printable(reason),
+            "bridge_pid": status.pid,
+            "restarts_total": status.restarts_total,
+        })
+
+    def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
+        """Something the bridge reported that an operator should hear of (``counter-reset``): an event, a note in the history."""
+        self._note(status, name.replace("-", " "))
+        self._event(name, {**figures(status), "bridge": fields})
+        self._artifact(status, force=True)
+
+    def stopped(self, status: DaemonStatus, reason: str) -> None:
+        """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""
+        self._event(names.DAEMON_STOPPED_EVENT, {**figures(status), "reason": reason})
+        self._note(status, f"daemon stopped: {reason}")
+        self._artifact(status, force=True)
+
+
+def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+    """``emit_event`` with the flow run's context hidden, inside a copied context only.
+
+    Prefect's events worker attaches the run, its flow and its deployment as related resources to
+    every event emitted within a flow run: three more resources per event, stored with their own
+    index rows. For one event per health check that tripled the event's size in the database
+    (3.8 KB measured, bench/bench_daemon_db.py), so the heartbeat goes without them; it names
+    the daemon in its own resource. The settings context (API URL) stays as it is.
+    """
+    FlowRunContext.__var__.set(None)
+    emit_event(event=event, resource=resource, payload=payload)
+
+
+def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
+    """The few figures worth one event per check (the full report goes with state changes)."""
+    report = status.report
+    return {
+        "status": None if report is None else report.status.value,
+        "cause": None if report is None or report.cause is None else report.cause.value,
+        "data_age_s": None if report is None or report.data_age_s is None else round(report.data_age_s, 1),
+        "scan_number": None if report is None else report.scan_number,
+        "bridge_state": status.state.value,
+        "restarts_total": status.restarts_total,
+    }

@@ -1,0 +1,76 @@
+"""What the scanner has written: the newest scan files on disk, for the freshness check.
+
+Compared with what Hazelcast holds, they tell a stuck bridge (a newer, complete file it did not
+push) from a silent scanner (nothing newer on disk). Files are read through the bridge's own reader
+(:mod:`.scanfile`), so the check and the bridge never disagree on what a file holds.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, tzinfo
+from pathlib import Path
+
+from .discovery import newest_files
+from .document import DEFAULT_MAX_FILE_BYTES
+from .health_classify import DiskFile
+from .ordering import ScanId, is_newer
+from .scanfile import ScanFileIncomplete, ScanFileRejected, read_scan, scan_number_of_file
+
+__all__ = ["COMPLETE_COMPARED", "probe_disk", "scan_id_of_file", "scan_number_of_file"]
+
+
+def scan_id_of_file(path: Path, zone: tzinfo = UTC) -> ScanId | None:
+    """The scan's number and time (read with the scanner's ``zone``) through the bridge's own reader; None if not a valid scan (yet).
+
+    An ambiguous local time (the repeated autumn hour) is read as its first occurrence: the check
+    compares with a tolerance of its own (the grace), and the bridge settles such times by number.
+    """
+    try:
+        record = read_scan(path, DEFAULT_MAX_FILE_BYTES, zone=zone)
+    except (ScanFileIncomplete, ScanFileRejected):
+        return None
+    return record.scan_id
+
+
+#: How many complete files (newest by modification time first) the check reads to find the newest
+#: *scan* among them: a late, older file copied in last must not hide a newer scan written just before.
+COMPLETE_COMPARED = 5
+
+
+def probe_disk(
+    root: Path, grace_s: float, now: float | None = None, look_at: int = 20, zone: tzinfo = UTC
+) -> tuple[DiskFile | None, DiskFile | None]:
+    """(newest scan file, newest *complete* scan) under ``root``.
+
+    The first is the file modified last (complete or not: what the scanner is doing). The second is
+    the newest scan by :mod:`scan_bridge.ordering` (the scanner's time, with the scanner's ``zone``)
+    among the first :data:`COMPLETE_COMPARED` complete files, newest modified first. Complete means
+    unmodified for ``grace_s``: a file still being written keeps a fresh mtime. We look past the
+    newest file because a scanner writing every few seconds always has a file younger than the
+    grace; ``look_at`` bounds how far (the listing is newest-first and lazy, see discovery).
+    """
+    now = time.time() if now is None else now
+    newest: DiskFile | None = None
+    complete_files: list[DiskFile] = []
+    for path in newest_files(root, look_at):
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        complete = now - mtime >= grace_s
+        scan = scan_id_of_file(path, zone) if complete else None  # a file still being written is not read
+        number = scan.scan_number if scan is not None else scan_number_of_file(path)
+        entry = DiskFile(path=str(path), scan_number=number, mtime=mtime, timestamp=scan.timestamp if scan else None)
+        if newest is None:
+            newest = entry
+        if complete:
+            complete_files.append(entry)
+            if len(complete_files) >= COMPLETE_COMPARED:
+                break
+    best: DiskFile | None = complete_files[0] if complete_files else None
+    for entry in complete_files:
+        scan = entry.scan_id
+        if scan is not None and (best is None or best.scan_id is None or is_newer(scan, best.scan_id)):
+            best = entry
+    return newest, best

@@ -1,0 +1,57 @@
+"""Every name another program, an operator or an automation knows us by, in one place.
+
+Prefect finds the daemon by its flow and deployment names, ``deploy.py status`` finds its figures
+under the artifact key, automations match its event names, and the daemon recognises a few of the
+bridge's log records by their markers. A name changed here changes everywhere it is used; the one
+place that cannot import it, ``prefect.yaml``, is checked against it by ``tests/test_names.py``.
+"""
+
+from __future__ import annotations
+
+#: The daemon's flow, its deployment, and its name in events and alerts (``prefect.yaml`` says it too).
+DAEMON_NAME = "scan-bridge-daemon"
+FLOW_NAME = DAEMON_NAME
+DEPLOYMENT_NAME = DAEMON_NAME
+#: ``flow/deployment``, as Prefect's client and CLI name a deployment.
+DEPLOYMENT_FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
+#: The daemon's name when it runs outside a deployment (``python -m scan_bridge.daemon_flow``).
+STANDALONE_NAME = "standalone"
+#: The process work pool ``deploy.py create`` makes and ``prefect.yaml`` names.
+WORK_POOL = "dolphin-daemon-pool"
+#: The module path of the flow a deployment runs (``prefect.yaml``'s entrypoint). Kept working for
+#: deployments created before any move of the code: it is the design card's path.
+FLOW_ENTRYPOINT = "scan_bridge.daemon_flow:scan_bridge_daemon_flow"
+
+#: The health artifact's key (the deployment's and a standalone daemon's; others get a suffix).
+ARTIFACT_KEY = "scan-bridge-health"
+
+# -- events (``scan-bridge.<name>``), what automations match -------------------------------------------
+EVENT_PREFIX = "scan-bridge."
+#: Resource id of a daemon's events: ``scan-bridge.daemon.<daemon name>``.
+DAEMON_RESOURCE_PREFIX = EVENT_PREFIX + "daemon."
+HEARTBEAT_EVENT = "heartbeat"
+BRIDGE_RESTARTED_EVENT = "bridge-restarted"
+GAVE_UP_EVENT = "gave-up"
+DAEMON_STOPPED_EVENT = "daemon-stopped"
+#: A scan file that crashed the bridge's reader (skipped for good).
+FILE_CRASHED_READER_EVENT = "file-crashed-reader"
+COUNTER_RESET_EVENT = "counter-reset"
+#: Labels on state-change events (a trigger can match labels, not payload fields).
+STATUS_LABEL = EVENT_PREFIX + "status"
+PREVIOUS_STATUS_LABEL = EVENT_PREFIX + "previous-status"
+
+
+def event(name: str) -> str:
+    """The full event name: ``heartbeat`` -> ``scan-bridge.heartbeat``."""
+    return EVENT_PREFIX + name
+
+
+# -- markers in the bridge's log records, matched by the daemon -----------------------------------------
+#: ``fields.event`` of the bridge's line for a file it rejected for good (with ``fields.crashed_reader``
+#: true: a bridge died reading it).
+FILE_REJECTED = "file_rejected"
+#: ``fields.event`` of the bridge's line for a scanner counter that started again; also the key in
+#: the bridge's heartbeat document that describes the last one.
+COUNTER_RESET = "counter_reset"
+#: The bridge's first line when it handles a stop signal: ``Stopping (SIGTERM)``.
+STOPPING_PREFIX = "Stopping ("
