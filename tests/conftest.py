@@ -188,3 +188,24 @@ def unique_names() -> dict[str, str]:
     """Settings overrides naming maps only this test uses on the shared cluster."""
     suffix = uuid.uuid4().hex[:10]
     return {"features_map": f"features_{suffix}", "history_map": f"history_{suffix}"}
+
+
+# -- markers: which tests are pure (see pyproject.toml; `pytest -m unit` runs those alone) -----------------
+
+#: Fixtures that start a real Prefect server (and the daemon); a test using one is marked ``prefect``.
+_PREFECT_FIXTURES = frozenset({"prefect_server", "client", "start_daemon"})
+#: Fixtures that give a real Hazelcast member; a test using one (and none of the above) is marked ``member``.
+_MEMBER_FIXTURES = frozenset({"hazelcast_cluster", "local_cluster_factory", "hz_env", "env", "view"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by the real parts its fixtures start; a ``unit`` test (declared by its module)
+    that asks for one is an error, so ``-m unit`` never starts a member or a server by surprise."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        heavy = "prefect" if used & _PREFECT_FIXTURES else "member" if used & _MEMBER_FIXTURES else None
+        if heavy is None:
+            continue
+        if item.get_closest_marker("unit") is not None:
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {sorted(used & (_PREFECT_FIXTURES | _MEMBER_FIXTURES))}")
+        item.add_marker(heavy)

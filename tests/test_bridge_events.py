@@ -48,3 +48,6 @@ def test_the_supervisor_hands_the_event_to_its_publisher() -> None:
     supervisor._handle(Line("stdout", json_line("Pushed", pushed=3), 1))
     supervisor._handle(Line("stdout", json_line("SCANNER COUNTER STARTED AGAIN", **RESET), 1))
     assert recorder.events == [("counter-reset", RESET)]
+
+
+pytestmark = __import__("pytest").mark.unit  # pure: see pyproject.toml markers

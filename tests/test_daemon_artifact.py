@@ -35,3 +35,6 @@ def test_no_or_garbled_history_gives_an_empty_one() -> None:
     assert history_from_markdown(None).to_json() == empty
     assert history_from_markdown("## Scan bridge: HEALTHY\n").to_json() == empty
     assert history_from_markdown("<!-- history: {not json -->").to_json() == empty
+
+
+pytestmark = __import__("pytest").mark.unit  # pure: see pyproject.toml markers

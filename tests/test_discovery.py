@@ -175,3 +175,6 @@ def test_newest_files_memory_does_not_grow_with_the_folder(tmp_path: Path) -> No
     assert len(found) == 20
     assert peak < 200_000, f"newest_files(…, 20) over 20,000 files peaked at {peak / 1e6:.1f} MB"
     assert found == list(islice(iter_newest(tmp_path), 20))
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

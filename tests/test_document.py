@@ -218,3 +218,6 @@ def test_decimal_and_exotic_values_serialise() -> None:
     assert columns["t"] == [1.5]
     assert columns["b"] == ["AA=="]
     assert columns["o"] == [str(object)]
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

@@ -186,3 +186,6 @@ def test_a_cold_day_folder_is_looked_at_every_cold_poll_only_but_the_top_every_p
     now[0] += COLD_POLL_S
     poller.poll_once()
     assert (str(late), False) in recorder.events, "a late scan in a quiet old folder within COLD_POLL_S"
+
+
+pytestmark = __import__("pytest").mark.unit  # pure: see pyproject.toml markers

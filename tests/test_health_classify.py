@@ -371,3 +371,6 @@ def test_busy_without_newer_files_changes_nothing() -> None:
     r = classify(healthy_obs(90.0, heartbeat=busy_heartbeat(1.0), newest_file=disk(4228, 95.0),
                              newest_complete_file=disk(4228, 95.0)), TH)
     assert r.cause is StaleCause.SCANNER_SILENT and r.heartbeat_busy
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

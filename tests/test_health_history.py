@@ -329,3 +329,6 @@ def test_a_calm_day_is_small() -> None:
     rows = hour_rows(md)
     assert all(row.endswith("| 120 | 100 | — | 3.2 / 3.2 | 240 | 0 | 0 |") for row in rows[:-2])
     assert "_None._" in md
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

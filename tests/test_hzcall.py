@@ -38,3 +38,6 @@ def test_abandon_gives_up_long_before_the_deadline() -> None:
     with pytest.raises(CallAbandoned):
         wait_future(Future(), 60, "put_all", abandon=lambda: stop[0])
     assert time.monotonic() - started < 10
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

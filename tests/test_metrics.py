@@ -311,3 +311,6 @@ def test_serve_twice_is_refused_and_port_needs_a_server() -> None:
             metrics.serve(0)
     finally:
         metrics.close()
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

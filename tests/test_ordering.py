@@ -158,3 +158,6 @@ def test_the_health_check_finds_the_newest_scan_not_the_file_copied_last(tmp_pat
     newest, complete = probe_disk(tmp_path, grace_s=10, now=now)
     assert newest is not None and newest.scan_number == 21, "the file modified last, for the operator"
     assert complete is not None and complete.scan_number == 5 and complete.timestamp == T0 + timedelta(minutes=5)
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

@@ -23,3 +23,6 @@ def test_the_bridge_forgets_the_oldest_beyond_the_bound(tmp_path: Path) -> None:
     bridge._remember(paths[100])  # long forgotten, read again
     assert len(bridge._finished) == remembered_paths(60) == 120
     assert list(bridge._finished) == paths[381:385] + paths[386:] + [paths[385], paths[100]]
+
+
+pytestmark = __import__("pytest").mark.unit  # pure: see pyproject.toml markers

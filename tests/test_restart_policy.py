@@ -255,3 +255,6 @@ def test_describe_exit() -> None:
 
 def test_states_are_supervisord_names() -> None:
     assert {s.value for s in ProcessState} >= {"STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL"}
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

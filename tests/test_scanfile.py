@@ -651,3 +651,6 @@ def test_a_year_below_1000_is_written_with_four_digits(tmp_path: Path) -> None:
     path.write_bytes(hostile.scan_with_number(5, datetime(1, 1, 1, tzinfo=UTC)))
     record = read_scan(path, LIMIT)
     assert body(record)["timestamp"] == "0001-01-01T00:00:00.000000Z"  # was "1-01-01T00:00:00.000000Z"
+
+
+pytestmark = pytest.mark.unit  # pure: see pyproject.toml markers

@@ -79,3 +79,6 @@ def test_only_structured_fields_count() -> None:
     assert crashed_reader_file('{"message": "x", "fields": {"event": "pushed", "crashed_reader": true}}') is None
     assert crashed_reader_file('Rejected x: "event": "file_rejected", "crashed_reader": true') is None
     assert crashed_reader_file("{not json") is None
+
+
+pytestmark = __import__("pytest").mark.unit  # pure: see pyproject.toml markers

@@ -31,7 +31,7 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
-from . import names
+from . import names as _names  # the module; names() below lists the automations
 from .health_status import UNHEALTHY_EVENT_NAMES, HealthStatus
 
 if TYPE_CHECKING:  # Prefect is imported when used: the pure parts (alerts(), request_body()) need none of it
@@ -44,8 +44,8 @@ KINDS: tuple[str, ...] = ("slack", "discord", "pagerduty", "generic")
 
 BLOCK_NAME = "scan-bridge-alerts"
 NAME_PREFIX = "scan-bridge: "
-FLOW_NAME = names.FLOW_NAME
-DAEMON_RESOURCES = names.DAEMON_RESOURCE_PREFIX + "*"
+FLOW_NAME = _names.FLOW_NAME
+DAEMON_RESOURCES = _names.DAEMON_RESOURCE_PREFIX + "*"
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 # Statuses after which ``scan-bridge.healthy`` is news ("none": the daemon's first check, not a recovery).
 UNHEALTHY = UNHEALTHY_EVENT_NAMES
@@ -77,7 +77,7 @@ class Alert:
 
 def _on(status: HealthStatus) -> frozenset[str]:
     """The daemon's state-change event for ``status``."""
-    return frozenset({names.event(status.event_name)})
+    return frozenset({_names.event(status.event_name)})
 
 
 #: The text of a health alert: the daemon, then the report's headline (status once, cause, figures).
@@ -92,7 +92,7 @@ def alerts(health_interval_s: float) -> list[Alert]:
         Alert("stale", "stale", _on(HealthStatus.STALE), _HEADLINE, "critical"),
         Alert("missing", "no scan in Hazelcast", _on(HealthStatus.MISSING), _HEADLINE, "critical"),
         Alert("hazelcast-unavailable", "Hazelcast unavailable", _on(HealthStatus.ERROR), _HEADLINE, "critical"),
-        Alert("gave-up", "gave up", frozenset({names.event(names.GAVE_UP_EVENT)}),
+        Alert("gave-up", "gave up", frozenset({_names.event(_names.GAVE_UP_EVENT)}),
               _DAEMON + ": GAVE UP on the bridge after {{ event.payload.restarts_total }} restarts: "
               "{{ (event.payload.reason or '').split('\\n')[0] }}", "critical"),
         Alert("run-ended", "daemon run failed or crashed",
@@ -101,8 +101,8 @@ def alerts(health_interval_s: float) -> list[Alert]:
               "{{ flow_run.state.message }}", "critical", flow_runs=True),
         Alert("recovered", "healthy again", _on(HealthStatus.HEALTHY),
               _DAEMON + ": healthy again (was {{ event.payload.previous_status }}): {{ event.payload.detail }}",
-              "info", resolves=True, match_labels=((names.PREVIOUS_STATUS_LABEL, UNHEALTHY),)),
-        Alert("daemon-silent", "daemon silent", frozenset({names.event(names.HEARTBEAT_EVENT)}),
+              "info", resolves=True, match_labels=((_names.PREVIOUS_STATUS_LABEL, UNHEALTHY),)),
+        Alert("daemon-silent", "daemon silent", frozenset({_names.event(_names.HEARTBEAT_EVENT)}),
               _DAEMON + f": DAEMON SILENT: no health check reported for {silent_after:g} s "
               "(last at {{ event.occurred.isoformat(timespec='seconds') }}, status {{ event.payload.status }}). "
               "The daemon, its worker or its machine may be gone: the bridge is unsupervised.",
@@ -205,7 +205,7 @@ def automation_for(alert: Alert, kind: str, block_id: UUID) -> AutomationCore:
             posture=Posture.Proactive,
             after=set(alert.expect),
             # A daemon that stops on purpose says so; that is not silence.
-            expect=set(alert.expect) | {names.event(names.DAEMON_STOPPED_EVENT)},
+            expect=set(alert.expect) | {_names.event(_names.DAEMON_STOPPED_EVENT)},
             match=match,
             for_each={"prefect.resource.id"},
             threshold=1,
