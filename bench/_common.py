@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,8 +35,20 @@ from typing import Any
 
 import hazelcast
 
-from scan_bridge import localcluster
-from scan_bridge.localcluster import HAZELCAST_VERSION, LocalCluster, LocalClusterError, find_jar, free_port_block
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the tests' plumbing (tests/support.py) is the benchmarks' too
+    sys.path.insert(0, str(ROOT))
+
+from scan_bridge import localcluster  # noqa: E402
+from scan_bridge.localcluster import (  # noqa: E402
+    HAZELCAST_VERSION,
+    LocalCluster,
+    LocalClusterError,
+    find_jar,
+    free_port_block,
+)
+from tests.support import BridgeRunner  # noqa: E402
+from tests.support import unique_maps as unique_maps  # noqa: E402  (the benchmarks import it from here)
 
 CACHE_ROOT = Path(tempfile.gettempdir()) / "scan-bridge-bench-cache"
 
@@ -187,11 +198,6 @@ def member_env(cluster: LocalCluster) -> dict[str, str]:
     }
 
 
-def unique_maps() -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    return {"SCAN_BRIDGE_FEATURES_MAP": f"F_{suffix}", "SCAN_BRIDGE_HISTORY_MAP": f"H_{suffix}"}
-
-
 def client(cluster: LocalCluster) -> hazelcast.HazelcastClient:
     import logging
 
@@ -239,29 +245,21 @@ class KeyEvents:
 # -- the bridge --------------------------------------------------------------------------------------
 
 
-class Bridge:
-    """``python -m scan_bridge.service`` as a child process, its JSON log in a file."""
+class Bridge(BridgeRunner):
+    """The tests' bridge runner (``tests/support.py``) with the bridge's own defaults, and timing:
+    when it was started, by this process's clocks, to measure its log lines against."""
+
+    DEFAULTS = {"SCAN_BRIDGE_LOG_FORMAT": "json"}  # summaries and heartbeats at the bridge's own defaults
 
     def __init__(self, watch_dir: Path, env: dict[str, str], log_path: Path, *args: str) -> None:
-        self.watch_dir = watch_dir
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.args = ["--watch-dir", str(watch_dir), "--log-format", "json", *args]
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(watch_dir, env, log_path, *args)
         self.started_perf = 0.0
         self.started_wall = 0.0
 
     def start(self) -> Bridge:
-        self._log = open(self.log_path, "ab")
         self.started_wall = time.time()
         self.started_perf = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scan_bridge.service", *self.args],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        super().start()
         return self
 
     @property
@@ -269,19 +267,11 @@ class Bridge:
         assert self.proc is not None
         return self.proc.pid
 
-    def lines(self) -> list[dict[str, Any]]:
-        out = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(raw))
-            except ValueError:
-                out.append({"raw": raw})
-        return out
-
     def find(self, fragment: str) -> dict[str, Any] | None:
         return next((line for line in self.lines() if fragment in line.get("message", line.get("raw", ""))), None)
 
-    def wait_logged(self, fragment: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_logged(self, fragment: str, timeout: float = 60) -> dict[str, Any]:  # type: ignore[override]
+        """The first line containing ``fragment`` (the whole JSON line); fails at once if the bridge exits first."""
         deadline = time.monotonic() + timeout
         while True:
             line = self.find(fragment)
@@ -300,21 +290,8 @@ class Bridge:
     def tail(self, n: int = 5) -> str:
         return " | ".join(line.get("message", line.get("raw", "")) for line in self.lines()[-n:])
 
-    def stop(self, timeout: float = 10) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def __enter__(self) -> Bridge:
-        return self.start()
+    def stop(self, timeout: float = 10) -> int | None:  # type: ignore[override]
+        return None if self.proc is None else super().stop(timeout)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -48,7 +48,6 @@ import random
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,17 +64,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import KeyEvents, client, hazelcast_member, log, md_table, median, print_header  # noqa: E402
 
+from scan_bridge.localcluster import free_port  # noqa: E402
 from scan_bridge.simulate import next_scan_number  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _kill_group(proc: subprocess.Popen[Any], sig: int = signal.SIGKILL) -> None:

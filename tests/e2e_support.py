@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,9 @@ from typing import IO, Any
 import httpx
 import psutil
 
+from scan_bridge.localcluster import free_port
+
+from .prefect_support import clean_env
 from .support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,28 +25,14 @@ DEPLOY_PY = ROOT / "deploy.py"
 RUN_ID = re.compile(r"\(([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\)")
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
-# Settings an end-to-end environment must never inherit from the developer's shell: each test says
-# where its server, member and scans are.
-_SCRUB = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_HOME", "PREFECT_PROFILE")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def closed_port() -> int:
     """A loopback port nothing listens on (bound and released: good enough for a refusal)."""
     return free_port()
 
 
-def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith("SCAN_BRIDGE_")}
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+#: An end-to-end environment inherits nothing of the developer's Prefect or scan-bridge settings:
+#: each test says where its server, member and scans are (one scrubber for all tests: prefect_support's).
+base_env = clean_env
 
 
 def deploy_py(

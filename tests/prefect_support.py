@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort, LogSort
 
+from scan_bridge.localcluster import free_port
 from scan_bridge.parent_death import die_with_parent
 
 from .support import wait_for
@@ -40,12 +40,6 @@ BRIDGE_MODULE = "scan_bridge.service"
 
 # The developer's shell must not point the daemon at another server, profile or cluster.
 _SCRUB_PREFIXES = ("PREFECT_", "SCAN_BRIDGE_")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

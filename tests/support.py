@@ -99,14 +99,24 @@ class View:
 
 
 class BridgeRunner:
-    """``python -m scan_bridge.service`` as a real child process, its output in a file we can read."""
+    """``python -m scan_bridge.service`` as a real child process, its output in a file we can read.
+
+    The one bridge runner of the tests and the benchmarks (``bench/_common.Bridge`` adds its timing).
+    """
+
+    #: Settings a bridge runs with unless ``env`` says otherwise: JSON lines to read, and for tests
+    #: quick summaries and heartbeats (the benchmarks keep the bridge's own defaults).
+    DEFAULTS: dict[str, str] = {
+        "SCAN_BRIDGE_LOG_FORMAT": "json",
+        "SCAN_BRIDGE_SUMMARY_INTERVAL_S": "1",
+        "SCAN_BRIDGE_HEARTBEAT_INTERVAL_S": "0.5",
+    }
 
     def __init__(self, watch_dir: Path, env: dict[str, str], log_path: Path, *args: str) -> None:
         self.watch_dir = watch_dir
         self.env = {**os.environ, **env, "SCAN_BRIDGE_WATCH_DIR": str(watch_dir)}
-        self.env.setdefault("SCAN_BRIDGE_LOG_FORMAT", "json")
-        self.env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "1")
-        self.env.setdefault("SCAN_BRIDGE_HEARTBEAT_INTERVAL_S", "0.5")
+        for name, value in self.DEFAULTS.items():
+            self.env.setdefault(name, value)
         self.env.setdefault("SCAN_BRIDGE_STATE_DIR", str(log_path.parent / "bridge-state"))  # not the user's own
         self.log_path = log_path
         self.args = args
@@ -119,6 +129,7 @@ class BridgeRunner:
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         return self
 

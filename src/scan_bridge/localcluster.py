@@ -190,6 +190,12 @@ def free_port_block(count: int) -> list[int]:
             sock.close()
 
 
+def free_port() -> int:
+    """One loopback port that is free right now (see :func:`free_port_block`): for a member, a Prefect
+    server, a webhook receiver; the one home of "a free port" for the package, the tests and the benchmarks."""
+    return free_port_block(1)[0]
+
+
 # --------------------------------------------------------------------------------------------------
 # Parent-death signal
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 import httpx
 
 from .bridge_process import spawn_dying_with_us
+from .localcluster import free_port
 
 #: How many ports to try when the one picked is taken between our look and the server's bind.
 START_ATTEMPTS = 3
@@ -56,12 +56,6 @@ def startup_timeout_s() -> float:
     return max(60.0, float(get_current_settings().server.ephemeral.startup_timeout_seconds))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class OwnPrefectServer:
     """``prefect server start`` on a free loopback port, as a child that dies with this process."""
 
@@ -89,7 +83,7 @@ class OwnPrefectServer:
     def start(self) -> str:
         """Start the server and wait until ``/api/health`` answers; its API URL. Raises ServerStartError."""
         for _attempt in range(START_ATTEMPTS):
-            self.port = _free_port()
+            self.port = free_port()
             self.proc = self._spawn(self.port)
             deadline = time.monotonic() + self.timeout_s
             with httpx.Client(timeout=PROBE_TIMEOUT_S) as client:
