@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -17,6 +16,7 @@ import psutil
 
 from scan_bridge.localcluster import free_port
 
+from . import prefect_support
 from .prefect_support import clean_env
 from .support import wait_for
 
@@ -113,38 +113,20 @@ def kill_session(sid: int) -> None:
             pass
 
 
-class PrefectServer:
-    """``python -m prefect server start`` on a free loopback port with its own PREFECT_HOME."""
+class PrefectServer(prefect_support.PrefectServer):
+    """The tests' Prefect server (:class:`prefect_support.PrefectServer`), launched at once, with the
+    API reads the end-to-end tests make the way the UI does."""
 
     def __init__(self, home: Path, log_dir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.home = home
-        self.url = f"http://127.0.0.1:{self.port}/api"
-        self.env = base_env(PREFECT_HOME=str(home), PREFECT_API_URL=self.url)
-        self.proc = Proc(
-            "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            self.env,
-            log_dir,
-        )
+        super().__init__(home, log_dir / "prefect-server.log", port)
+        self.launch()
 
-    def healthy(self) -> bool:
-        if not self.proc.alive():
-            raise AssertionError(f"Prefect server exited with {self.proc.popen.returncode}\n{self.proc.tail()}")
+    def tail(self, chars: int = 4000) -> str:
         try:
-            return httpx.get(self.url + "/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.healthy():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Prefect server not healthy after {timeout} s\n{self.proc.tail()}")
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        self.proc.stop(signal.SIGTERM, timeout=20)
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        return f"--- prefect-server log ({self.log_path}) tail\n{text[-chars:]}"
 
     # -- the API, read the way the UI does ---------------------------------------------------------
 

@@ -74,20 +74,30 @@ def _stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeou
 
 
 class PrefectServer:
-    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (SQLite inside)."""
+    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (SQLite inside).
 
-    def __init__(self, home: Path, log_path: Path) -> None:
+    The one Prefect server of the tests (the daemon fixtures, and the end-to-end tests through
+    ``e2e_support.PrefectServer``, which adds the API reads the UI makes). ``start()`` waits until it
+    answers; ``launch()`` then ``wait_ready()`` let a caller start other things meanwhile.
+    """
+
+    def __init__(self, home: Path, log_path: Path, port: int | None = None) -> None:
         self.home = home
         self.log_path = log_path
-        self.port = free_port()
+        self.port = port or free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
+    @property
+    def url(self) -> str:
+        return self.api_url
+
     def env(self) -> dict[str, str]:
         return clean_env(PREFECT_HOME=str(self.home), PREFECT_API_URL=self.api_url)
 
-    def start(self, timeout: float = 120) -> PrefectServer:
+    def launch(self) -> PrefectServer:
+        """Start the process (its own session, dies with the test run); does not wait for it."""
         self.home.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         env = clean_env(PREFECT_HOME=str(self.home))
@@ -99,24 +109,29 @@ class PrefectServer:
             stderr=subprocess.STDOUT,
             preexec_fn=_child_setup,
         )
+        return self
 
-        def healthy() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited {self.proc.returncode}: {self.log_tail()}")
-            return httpx.get(f"{self.api_url}/health", timeout=2).json() is True
-
+    def healthy(self) -> bool:
+        """The API answers its health check; raises if the server exited."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited {self.proc.returncode}: {self.log_tail()}")
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    if healthy():
-                        break
-                except (httpx.HTTPError, ValueError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"prefect server not healthy within {timeout} s: {self.log_tail()}")
-                time.sleep(0.2)
+            return httpx.get(f"{self.api_url}/health", timeout=2).json() is True
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prefect server not healthy within {timeout} s: {self.log_tail()}")
+            time.sleep(0.2)
+
+    def start(self, timeout: float = 120) -> PrefectServer:
+        self.launch()
+        try:
+            self.wait_ready(timeout)
         except BaseException:
             self.stop()
             raise

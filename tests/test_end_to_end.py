@@ -80,7 +80,7 @@ class Stack:
         return self.worker
 
     def diagnostics(self) -> str:
-        parts = [self.server.proc.tail(3000), self.scanner.tail(1000)]
+        parts = [self.server.tail(3000), self.scanner.tail(1000)]
         if self.worker is not None:
             parts.append(self.worker.tail(6000))
         return "\n".join(parts)

@@ -20,7 +20,7 @@ def test_prefect_yaml_names_the_deployment_pool_and_entrypoint_of_names_py() -> 
     (deployment,) = config["deployments"]
     assert deployment["name"] == names.DEPLOYMENT_NAME
     assert deployment["work_pool"]["name"] == names.WORK_POOL
-    # A deployment created before any move of the code keeps working: the entrypoint is the design card's path.
+    # A deployment created before any move of the code keeps working: the entrypoint path never moves.
     assert deployment["entrypoint"] == names.FLOW_ENTRYPOINT
 
 

@@ -45,7 +45,7 @@ def view(env):
 
 
 def write(root: Path, number: int, when: datetime, *, stamp: str | None = None, folder: str | None = None, **meta: Any) -> Path:
-    """Scan ``number`` stamped ``when`` (or the text ``stamp``) in a date folder, named like the design note's files."""
+    """Scan ``number`` stamped ``when`` (or the text ``stamp``) in a date folder, named like the scanner's files (docs/scan-format.md)."""
     day = folder or f"{when.astimezone(UTC):%Y-%m-%d}"
     path = root / day / f"scan_{number:06d}_{when:%H%M%S}.arrow"
     extra = {"timestamp": stamp} if stamp is not None else {}

@@ -24,7 +24,7 @@ def status_changed(previous: FreshnessReport | None, report: FreshnessReport) ->
 
 @dataclass(slots=True)
 class DaemonStatus:
-    """The figures the daemon publishes: what the design note's monitoring section lists, and more."""
+    """The figures the daemon publishes (docs/daemon.md, "Health report"; docs/metrics.md)."""
 
     state: ProcessState = ProcessState.STOPPED
     pid: int | None = None

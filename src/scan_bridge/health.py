@@ -1,4 +1,4 @@
-"""Is the data in Hazelcast fresh? One check, for scripts, a shell prompt and the design card's path.
+"""Is the data in Hazelcast fresh? One check, for scripts and a shell prompt, under the path operators know.
 
 The work is done in modules with one job each; this one holds the one-shot form and the CLI, and
 names the rest under their old import path (``from scan_bridge.health import FreshnessChecker``):

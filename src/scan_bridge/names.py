@@ -19,7 +19,7 @@ STANDALONE_NAME = "standalone"
 #: The process work pool ``deploy.py create`` makes and ``prefect.yaml`` names.
 WORK_POOL = "dolphin-daemon-pool"
 #: The module path of the flow a deployment runs (``prefect.yaml``'s entrypoint). Kept working for
-#: deployments created before any move of the code: it is the design card's path.
+#: deployments created before any move of the code (docs/architecture.md, "The layout").
 FLOW_ENTRYPOINT = "scan_bridge.daemon_flow:scan_bridge_daemon_flow"
 
 #: The health artifact's key (the deployment's and a standalone daemon's; others get a suffix).

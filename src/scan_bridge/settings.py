@@ -168,11 +168,15 @@ def command_line_secret_warnings(argv: Sequence[str]) -> list[str]:
     return warnings
 
 
+#: Every settings class reads ``SCAN_BRIDGE_*``, takes kebab-case flags, and refuses ``inf``/``nan``
+#: (a timeout of "inf" is an error, not a wait for ever).
+_CONFIG = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", cli_kebab_case=True, allow_inf_nan=False)
+
+
 class HazelcastSettings(BaseSettings):
     """Where the cluster is and how to talk to it; shared by the bridge, the health check and the daemon."""
 
-    # allow_inf_nan=False: a timeout of "inf" or "nan" is an error, not a wait for ever.
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", cli_kebab_case=True, allow_inf_nan=False)
+    model_config = _CONFIG
 
     hazelcast_members: Annotated[list[str], NoDecode] = Field(
         default=["127.0.0.1:5701"],
@@ -295,7 +299,7 @@ class ScannerSettings(BaseSettings):
     declares ``watch_dir`` itself: the bridge needs one, the daemon may go without).
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", cli_kebab_case=True, allow_inf_nan=False)
+    model_config = _CONFIG
 
     scanner_timezone: str = Field(default=DEFAULT_SCANNER_TIMEZONE, description=_SCANNER_TIMEZONE_HELP)
 

@@ -1,4 +1,5 @@
-"""Bridge log records that the daemon turns into events (issue 14: the counter reset), read from fields only."""
+"""Reading the bridge's output (bridge_output.py): records the daemon turns into events (issue 14: the
+counter reset), read from fields only."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from scan_bridge.bridge_process import Line
 from scan_bridge.logs import JsonFormatter
 from scan_bridge.settings import DaemonSettings
-from scan_bridge.supervisor import NullPublisher, Supervisor, bridge_event
+from scan_bridge.bridge_output import bridge_event
+from scan_bridge.supervisor import NullPublisher, Supervisor
 
 
 def json_line(message: str, **values: Any) -> str:
