@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .runfiles import clean_stale, kill_bridge_by_pidfile, pidfile_for
-from .settings import DaemonSettings, HazelcastSettings
+from .settings import DaemonSettings, HazelcastSettings, env_var
 
 
 def bridge_command() -> list[str]:
+    """``python -m scan_bridge.service --log-format json``, with this interpreter: JSON lines for :mod:`.bridge_output`."""
     return [sys.executable, "-m", "scan_bridge.service", "--log-format", "json"]
 
 
@@ -36,7 +37,7 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
     for name in HazelcastSettings.model_fields:
         value = getattr(settings, name)
         if name in from_file:
-            env.pop(f"SCAN_BRIDGE_{name.upper()}", None)
+            env.pop(env_var(name), None)
             continue
         if value is None:
             continue
@@ -44,14 +45,14 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
             value = ",".join(value)
         elif hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"SCAN_BRIDGE_{name.upper()}"] = str(value)
+        env[env_var(name)] = str(value)
     if settings.watch_dir is not None:
-        env["SCAN_BRIDGE_WATCH_DIR"] = str(settings.watch_dir)
+        env[env_var("watch_dir")] = str(settings.watch_dir)
     # The bridge reads scan times in the zone the health check reads them in (issue 14).
-    env["SCAN_BRIDGE_SCANNER_TIMEZONE"] = settings.scanner_timezone
+    env[env_var("scanner_timezone")] = settings.scanner_timezone
     # Each forwarded line is a row in Prefect's database for as long as the run is kept: under the
     # daemon the bridge summarises once a minute unless told otherwise.
-    env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "60")
+    env.setdefault(env_var("summary_interval_s"), "60")
     return env
 
 

@@ -12,12 +12,15 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from . import names
+
 LOGGER_NAME = "scan_bridge"
 
-#: ``fields.event`` of the bridge's line for a file it rejected for good. With ``fields.crashed_reader``
-#: true, a bridge died reading that file (a crash in native code); the daemon turns that line into an
-#: event and a warning of its own (:mod:`.supervisor`), from these fields, never from the message text.
-FILE_REJECTED = "file_rejected"
+#: ``fields.event`` of the bridge's line for a file it rejected for good (its home: :mod:`.names`). With
+#: ``fields.crashed_reader`` true, a bridge died reading that file (a crash in native code); the daemon
+#: turns that line into an event and a warning of its own (:mod:`.bridge_output`), from these fields,
+#: never from the message text.
+FILE_REJECTED = names.FILE_REJECTED
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -42,6 +42,7 @@ from .discovery import FolderTree, newest_files, newest_first
 from .document import format_timestamp
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import FILE_REJECTED, fields, setup_logging
+from .names import STOPPING_PREFIX
 from .ordering import ScanId, is_newer, resolve_fold
 from .read_guard import ReadGuard
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan, restamped
@@ -315,7 +316,7 @@ class Bridge:
                 if generation == self._generation:
                     self._on_cluster_state(state)
             case Stop(reason):
-                log.info("Stopping (%s)", reason)
+                log.info("%s%s)", STOPPING_PREFIX, reason)  # the daemon waits for this line (bridge_output)
                 self._stopping = True
 
     def _on_cluster_state(self, state: str) -> None:

@@ -1,6 +1,6 @@
 """Everything the bridge writes to Hazelcast, and nothing else.
 
-Three facts shape this module:
+What shapes this module:
 - ``latest_eigen_scan`` must never move backwards, so the sink keeps the newest scan it knows (by
   :mod:`scan_bridge.ordering`: later in the scanner's time, whatever the numbers) and re-reads it
   from the cluster whenever it (re)connects (the cluster may be a new, empty one).
@@ -38,6 +38,7 @@ from hazelcast.core import HazelcastJsonValue
 from .document import document_json, format_timestamp, parse_timestamp
 from .hzcall import CLOSE_DEADLINE_S, StartedClient, wait_future
 from .logs import fields
+from .names import COUNTER_RESET
 from .ordering import ScanId, compare, is_newer
 from .scanfile import ScanRecord
 from .settings import HazelcastSettings
@@ -298,7 +299,7 @@ class ScanSink:
             "SCANNER COUNTER STARTED AGAIN: #%d at %s is followed by #%d at %s (later by the scanner's clock); "
             "latest_eigen_scan follows the time, history keeps both (keys are times). Not a fault of the bridge",
             before.scan_number, self.last_reset["from_timestamp"], after.scan_number, self.last_reset["to_timestamp"],
-            extra=fields(event="counter_reset", **self.last_reset),
+            extra=fields(event=COUNTER_RESET, **self.last_reset),
         )
 
     def _committed(self, keys: Sequence[int], numbers: dict[int, int] | None = None) -> None:
@@ -345,7 +346,7 @@ class ScanSink:
             "started_at": self._started_at,
             "last_scan_number": self.latest_number,
             "last_scan_timestamp": None if self.latest is None else format_timestamp(self.latest.timestamp),
-            "counter_reset": self.last_reset,
+            COUNTER_RESET: self.last_reset,
             "connected": connected,
             "pushed_total": pushed_total,
             "rejected_total": rejected_total,
