@@ -1,10 +1,13 @@
-"""The health artifact's pure parts: its key per daemon, and the history it carries to the next run."""
+"""The health artifact's pure parts (daemon_artifact.py): its key per daemon, the figures ``deploy.py
+status`` reads from it, and the history it carries to the next run."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from scan_bridge.daemon_artifact import figures, figures_from_markdown
 from scan_bridge.daemon_flow import ARTIFACT_KEY, artifact_key, history_from_markdown, render_markdown
+from scan_bridge.health import FreshnessReport, HealthStatus, StaleCause
 from scan_bridge.health_history import HealthHistory
 from scan_bridge.supervisor import DaemonStatus
 
@@ -35,6 +38,18 @@ def test_no_or_garbled_history_gives_an_empty_one() -> None:
     assert history_from_markdown(None).to_json() == empty
     assert history_from_markdown("## Scan bridge: HEALTHY\n").to_json() == empty
     assert history_from_markdown("<!-- history: {not json -->").to_json() == empty
+
+
+def test_the_figures_deploy_py_status_reads_are_the_ones_written() -> None:
+    """Written and read in one module: the marker is nobody else's business."""
+    report = FreshnessReport(status=HealthStatus.STALE, cause=StaleCause.SCANNER_SILENT, detail="scan #7 is 72.0s old",
+                             checked_at=datetime.now(UTC), data_age_s=72.0, scan_number=7)
+    status = DaemonStatus(report=report, restarts_total=2)
+    read = figures_from_markdown(render_markdown(status, HealthHistory()))
+    assert read == {k: (v if not isinstance(v, datetime) else str(v)) for k, v in figures(status).items()}
+    assert read["message"] == "STALE (scanner silent): scan #7 is 72.0s old" and read["restarts_total"] == 2
+    assert figures_from_markdown(None) is None and figures_from_markdown("<!-- figures: [1] -->") is None
+
 
 
 pytestmark = __import__("pytest").mark.unit  # pure: see pyproject.toml markers
