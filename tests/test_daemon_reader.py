@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-from scan_bridge.daemon_flow import FILE_CRASHED_READER_EVENT
+from scan_bridge.names import FILE_CRASHED_READER_EVENT
 
 from .prefect_support import RunReader
 from .support import wait_for, write_many_scans

@@ -59,8 +59,6 @@ __all__ = [
     "survive_lost_console",
 ]
 
-FILE_CRASHED_READER_EVENT = names.FILE_CRASHED_READER_EVENT
-
 
 def survive_lost_console() -> int:
     """Make Prefect's console log handlers go quiet, not exit, when the console's pipe breaks; how many.
