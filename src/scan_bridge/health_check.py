@@ -104,6 +104,9 @@ class FreshnessChecker:
         self._started: StartedClient | None = None
         self._disk = _OneAtATime("freshness-disk-probe")
         self._lock = threading.Lock()
+        # The previous report, the input of the next classification (the scan rate, a counter reset,
+        # "still empty"): kept here only; the daemon keeps the current one in DaemonStatus.report and
+        # hands the one before it to its publishers.
         self.last_report: FreshnessReport | None = None
 
     # -- public ------------------------------------------------------------------------------------
