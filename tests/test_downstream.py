@@ -248,8 +248,10 @@ def test_prefect_task_and_example_flow(client, settings, monkeypatch, capsys):
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
 
-    put_latest(client, settings, 42, age_s=1)
     with prefect_test_harness(server_startup_timeout=60):
+        # Written once the harness's server is up: its start took over 30 s on a loaded machine,
+        # and a scan written before it was stale by the time the task looked.
+        put_latest(client, settings, 42, age_s=1)
         assert wait_for_fresh_scan_task(max_age_s=30, timeout_s=10, settings=settings)["scan_number"] == 42
         trades = example.paper_trade_flow(max_age_s=30, timeout_s=10, settings=settings)
     assert trades["scan_number"] == 42
