@@ -42,6 +42,7 @@ from prefect.context import FlowRunContext, get_run_context
 from prefect.events import emit_event
 from prefect.states import Failed
 
+from . import health_chart
 from .health_history import HealthHistory
 from .logs import printable
 from .runfiles import clean_stale, kill_bridge_by_pidfile, pidfile_for
@@ -117,14 +118,20 @@ def _figures(status: DaemonStatus) -> dict[str, Any]:
     return figures
 
 
-def render_markdown(status: DaemonStatus, history: HealthHistory | None = None) -> str:
-    """The artifact an operator reads at a glance: the verdict, the figures, the last 24 hours."""
+def render_markdown(status: DaemonStatus, history: HealthHistory | None = None,
+                    thresholds: tuple[float, float] = health_chart.DEFAULT_THRESHOLDS) -> str:
+    """The artifact an operator reads at a glance: the verdict, the chart, the figures, the last 24 hours.
+
+    ``thresholds`` are the daemon's (warn_after_s, stale_after_s), drawn on the chart.
+    """
     figures = _figures(status)
     verdict = str(figures.get("status", "unknown")).upper()
     if figures.get("cause"):
         verdict += f" ({figures['cause']})"
     now = datetime.now(UTC)
     lines = [f"## Scan bridge: {verdict}", "", f"{figures.get('message', 'no health check yet')}", ""]
+    if history is not None:  # the last 24 hours as a picture; the tables below keep the exact figures
+        lines += [health_chart.markdown_image(history, now, *thresholds), ""]
     lines += ["| Figure | Value |", "|---|---|"]
     for key, value in figures.items():
         if key not in ("status", "cause", "message"):
@@ -204,8 +211,10 @@ class PrefectPublisher:
         deployment: str | None,
         artifact_interval_s: float = ARTIFACT_INTERVAL_S,
         history: HealthHistory | None = None,
+        thresholds: tuple[float, float] = health_chart.DEFAULT_THRESHOLDS,
     ) -> None:
         self.log = logger
+        self.thresholds = thresholds  # (warn_after_s, stale_after_s), for the artifact's chart
         self.history = history if history is not None else HealthHistory()
         self._artifact_id: Any = None
         self._artifact_hour: datetime | None = None
@@ -220,9 +229,9 @@ class PrefectPublisher:
         self._announced: str | None = None  # the last state-change event's status, in event spelling
 
     @classmethod
-    def resume(cls, logger: Any, deployment: str | None) -> PrefectPublisher:
+    def resume(cls, logger: Any, deployment: str | None, thresholds: tuple[float, float] = health_chart.DEFAULT_THRESHOLDS) -> PrefectPublisher:
         """A publisher that continues the history its daemon's previous run left in the artifact."""
-        publisher = cls(logger, deployment)
+        publisher = cls(logger, deployment, thresholds=thresholds)
         publisher.history = previous_history(logger, publisher.artifact_key)
         return publisher
 
@@ -243,7 +252,7 @@ class PrefectPublisher:
         if not new_version and not force and now - self._artifact_at < self.artifact_interval_s:
             return
         self._artifact_at = now
-        markdown = render_markdown(status, self.history)
+        markdown = render_markdown(status, self.history, self.thresholds)
         try:
             if new_version:
                 self._artifact_id = create_markdown_artifact(markdown, key=self.artifact_key, description="Scan bridge health")
@@ -420,7 +429,7 @@ def scan_bridge_daemon_flow(
     deployment = settings.daemon_name or os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
         "scan-bridge-daemon" if flow_run is not None and flow_run.deployment_id else None
     )
-    publishers: list[Any] = [PrefectPublisher.resume(logger, deployment)]
+    publishers: list[Any] = [PrefectPublisher.resume(logger, deployment, (settings.warn_after_s, settings.stale_after_s))]
     metrics = None
     if settings.metrics_port is not None:
         from .metrics import DaemonMetrics
