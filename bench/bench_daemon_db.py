@@ -245,7 +245,9 @@ def artifact_sizes() -> tuple[int, int]:
     sizes = []
     for flapping in (False, True):
         history = HealthHistory()
-        start = datetime(2026, 1, 1, tzinfo=UTC)
+        # The day must end now: render_markdown draws the 24 hours before the clock, so an older day
+        # would render as one "no checks" row and an empty chart (this was so until issue 15).
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=DAY - 30)
         status, scan = "healthy", 1
         for i in range(int(DAY / 30)):
             at = start + timedelta(seconds=30 * i)

@@ -332,8 +332,8 @@ def _shares(hour: HourSummary) -> list[tuple[str, int]]:
 def _band(svg: ET.Element, window: _Window, hours: list[tuple[HourSummary, datetime, datetime]]) -> None:
     """The status band: grey where nothing was checked, else each hour split by its share of each status.
 
-    Touching pieces of one colour are drawn as one rectangle (a calm day is one green bar), which
-    keeps the chart small in every artifact version.
+    Touching pieces of one colour are drawn as one rectangle (a calm day is one green bar), and
+    each colour is one path, which keeps the chart small in every artifact version.
     """
     group = ET.SubElement(svg, "g", {"id": "band"})
     pieces: list[list[float | str]] = []  # [x1, x2, colour]
@@ -351,8 +351,13 @@ def _band(svg: ET.Element, window: _Window, hours: list[tuple[HourSummary, datet
                 pieces.append([x, x + w, colour])
             x += w
     _rect(group, PLOT_LEFT, BAND_TOP, PLOT_RIGHT - PLOT_LEFT, BAND_BOTTOM - BAND_TOP, NO_CHECKS_COLOUR)
+    paths: dict[str, list[str]] = {}  # one path per status: a flapping day has 48 pieces
     for x1, x2, colour in pieces:
-        _rect(group, float(x1), BAND_TOP, float(x2) - float(x1), BAND_BOTTOM - BAND_TOP, str(colour))
+        paths.setdefault(str(colour), []).append(
+            f"M{_num(float(x1))} {_num(BAND_TOP)}h{_num(float(x2) - float(x1))}v{_num(BAND_BOTTOM - BAND_TOP)}H{_num(float(x1))}z")
+    names = {colour: name for name, colour in STATUS_COLOURS.items()}
+    for colour, parts in paths.items():
+        ET.SubElement(group, "path", {"class": names[colour], "fill": colour, "d": "".join(parts)})
 
 
 def _markers(svg: ET.Element, history: HealthHistory, window: _Window) -> list[tuple[str, str, str]]:
