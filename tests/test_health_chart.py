@@ -197,3 +197,18 @@ def test_the_sparkline_levels_follow_the_thresholds_and_colour_is_optional() -> 
     coloured = chart.sparkline(history, NOW, WARN, STALE, hours=1, colour=True)
     assert coloured == "\x1b[31m▆\x1b[0m"
     assert chart.sparkline(HealthHistory(), NOW, WARN, STALE, hours=4) == "····"
+
+
+def test_deploy_py_status_line_reads_the_history_from_the_artifact_markdown() -> None:
+    from scan_bridge.control import freshness_line
+    from scan_bridge.daemon_flow import render_markdown
+    from scan_bridge.supervisor import DaemonStatus
+
+    history = known_history()
+    line = freshness_line(render_markdown(DaemonStatus(), history), NOW)
+    assert line is not None
+    blocks, legend = line.split("  ", 1)
+    assert blocks == chart.sparkline(history, NOW, WARN, STALE) and len(blocks) == 24
+    assert blocks[-4:] == "▁▆··"  # 09:00 healthy, 10:00 reached 70 s (stale), 11:00 and the 12:00 just begun unchecked
+    assert legend.startswith("worst data age per hour") and legend.endswith("; 1 restart")
+    assert freshness_line(None, NOW) is None and freshness_line("## Scan bridge: HEALTHY", NOW) is None

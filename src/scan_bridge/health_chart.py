@@ -27,9 +27,9 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from .health_history import HOUR, SEVERITY, HealthHistory, HourSummary, severity
+from .health_history import HOUR, SEVERITY, HealthHistory, HourSummary, _hour_of, _utc, severity
 from .settings import DaemonSettings
 
 __all__ = [
@@ -38,7 +38,9 @@ __all__ = [
     "STATUS_COLOURS",
     "markdown_image",
     "render_svg",
+    "restarts_in",
     "sparkline",
+    "sparkline_legend",
 ]
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -91,14 +93,6 @@ NO_AGE_CHAR = "?"
 _ANSI = {"healthy": "32", "warning": "33", "missing": "33", "stale": "31", "down": "31", "error": "35", "other": "35"}
 
 
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def _hour_of(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
-
-
 def _num(value: float) -> str:
     """A coordinate as short text; never "nan"/"inf" (a guard: every input is finite already)."""
     if not math.isfinite(value):
@@ -122,8 +116,8 @@ def _seconds(value: float, compact: bool = False) -> str:
 
 def _thresholds(warn_after_s: float, stale_after_s: float) -> tuple[float, float]:
     """Sane thresholds whatever is passed: positive, finite, warning not above stale."""
-    stale = stale_after_s if math.isfinite(stale_after_s) and stale_after_s > 0 else 60.0
-    warn = warn_after_s if math.isfinite(warn_after_s) and 0 < warn_after_s <= stale else min(30.0, stale)
+    stale = stale_after_s if math.isfinite(stale_after_s) and stale_after_s > 0 else DEFAULT_THRESHOLDS[1]
+    warn = warn_after_s if math.isfinite(warn_after_s) and 0 < warn_after_s <= stale else min(DEFAULT_THRESHOLDS[0], stale)
     return warn, stale
 
 
@@ -211,7 +205,8 @@ def markdown_image(history: HealthHistory, now: datetime, warn_after_s: float, s
     """The chart as a markdown image with a base64 data URI (Prefect's UI strips inline ``<svg>``)."""
     svg = render_svg(history, now, warn_after_s, stale_after_s)
     data = base64.b64encode(svg.encode()).decode("ascii")
-    return f"![Data age and health, last 24 hours]({'data:image/svg+xml;base64,'}{data})"
+    hours = f"{history.keep.total_seconds() / 3600:g}"
+    return f"![Data age and health, last {hours} hours](data:image/svg+xml;base64,{data})"
 
 
 def _text(parent: ET.Element, x: float, y: float, text: str, attrs: dict[str, str] | None = None) -> ET.Element:
@@ -452,10 +447,10 @@ def sparkline(history: HealthHistory, now: datetime, warn_after_s: float, stale_
     return "".join(chars)
 
 
-def sparkline_legend(warn_after_s: float, stale_after_s: float, hours: int = 24) -> str:
+def sparkline_legend(warn_after_s: float, stale_after_s: float) -> str:
     """What the sparkline's characters mean, for beside it."""
     warn, stale = _thresholds(warn_after_s, stale_after_s)
-    return (f"worst data age per hour, last {hours} h, oldest first "
+    return ("worst data age per hour, oldest first "
             f"({BLOCKS[3]} warning ≥ {_seconds(warn)}, {BLOCKS[5]} stale ≥ {_seconds(stale)}, "
             f"{NO_CHECKS_CHAR} no checks)")
 
