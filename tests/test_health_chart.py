@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scan_bridge import health_chart as chart
-from scan_bridge.health_history import HealthHistory
+from scan_bridge.health_history import HOUR, HealthHistory
 
 NS = {"svg": chart.SVG_NS}
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # the window is 2026-03-09 12:00 .. 2026-03-10 12:00
@@ -124,6 +124,22 @@ def test_a_gap_breaks_the_line_and_restarts_no_longer_listed_are_marked_at_their
     assert float(evicted.get("x1")) == pytest.approx(x_at(NOW - timedelta(hours=19) + timedelta(minutes=30)), abs=0.06)
     [takeover] = group(root, "takeover").findall("svg:line", NS)
     assert float(takeover.get("x1")) == pytest.approx(x_at(NOW - timedelta(hours=4, minutes=50)), abs=0.06)
+
+
+def test_a_single_bad_check_in_an_hour_stays_visible_in_the_band_and_pieces_fill_their_hour() -> None:
+    history = HealthHistory()
+    start = NOW - timedelta(hours=2)
+    for i in range(120):  # 10:00: one stale check among 120; 11:00: one warning, one stale, the rest error
+        history.record_check(start + timedelta(seconds=30 * i), "stale (bridge stuck)" if i == 60 else "healthy", 2.0, i)
+        status = "warning" if i == 1 else "stale (scanner silent)" if i == 2 else "error"
+        history.record_check(start + HOUR + timedelta(seconds=30 * i), status, None, None)
+    root = parse(chart.render_svg(history, NOW, WARN, STALE))
+    band = {p.get("class"): pieces(p) for p in group(root, "band").findall("svg:path", NS)}
+    hour_w = x_at(NOW) - x_at(NOW - HOUR)
+    assert band["stale"][0][2] >= chart.MIN_PIECE
+    assert sum(w for _, _, w in band["healthy"]) + band["stale"][0][2] == pytest.approx(hour_w, abs=0.15)
+    last_hour = [w for kind in ("warning", "stale", "error") for x, _, w in band[kind] if x >= x_at(NOW - HOUR) - 0.1]
+    assert sum(last_hour) == pytest.approx(hour_w, abs=0.15) and min(last_hour) >= chart.MIN_PIECE
 
 
 @pytest.mark.parametrize("checks", [0, 1])

@@ -84,6 +84,7 @@ BAND_TOP, BAND_BOTTOM = 156.0, 170.0
 AXIS_LABEL_Y = 184.0
 LEGEND_Y = 204.0
 HEIGHT = 214
+MIN_PIECE = 2.0  # the narrowest piece of the status band for a status other than healthy
 FONT = "font-family:DejaVu Sans,Helvetica,Arial,sans-serif"
 
 # The sparkline's eight heights; "·" is an hour without checks, "?" one whose checks saw no data age.
@@ -336,9 +337,19 @@ def _band(svg: ET.Element, window: _Window, hours: list[tuple[HourSummary, datet
         x1, x2 = window.x(start), window.x(end)
         shares = _shares(hour)
         total = sum(count for _, count in shares) or 1
+        # A minute of "stale" is 1/60 of an hour's width: at least MIN_PIECE wide, or nobody sees it.
+        widths = [max((x2 - x1) * count / total, MIN_PIECE) if name != "healthy" else 0.0 for name, count in shares]
+        if shares[0][0] == "healthy":
+            widths[0] = max(0.0, (x2 - x1) - sum(widths))
+        excess = sum(widths) - (x2 - x1)
+        if excess > 0:  # rare statuses beside a common one: the common one gives up the room, else all shrink
+            biggest = widths.index(max(widths))
+            if widths[biggest] - excess >= MIN_PIECE:
+                widths[biggest] -= excess
+            else:
+                widths = [w * (x2 - x1) / sum(widths) for w in widths]
         x = x1
-        for name, count in shares:
-            w = (x2 - x1) * count / total
+        for (name, _count), w in zip(shares, widths, strict=True):
             colour = STATUS_COLOURS[name]
             if pieces and pieces[-1][2] == colour and abs(float(pieces[-1][1]) - x) < 0.01:
                 pieces[-1][1] = x + w
