@@ -142,6 +142,23 @@ def test_a_single_bad_check_in_an_hour_stays_visible_in_the_band_and_pieces_fill
     assert sum(last_hour) == pytest.approx(hour_w, abs=0.15) and min(last_hour) >= chart.MIN_PIECE
 
 
+def test_the_time_no_daemon_ran_is_grey_even_inside_hours_that_had_checks() -> None:
+    history = HealthHistory()
+    stop, start = NOW - timedelta(hours=5, minutes=50), NOW - timedelta(hours=4, minutes=10)  # 06:10 to 07:50
+    history.record_check(stop - timedelta(seconds=30), "healthy", 2.0, 1)
+    history.record_change(stop, "healthy", "daemon stopped: SIGTERM", 2.0, 1)
+    history.record_check(start, "healthy", 2.0, 9)
+    history.record_change(start, "healthy", "state change", 2.0, 9)  # the next run's first check
+    root = parse(chart.render_svg(history, NOW, WARN, STALE))
+
+    [shade] = group(root, "gaps").findall("svg:rect", NS)
+    assert float(shade.get("x")) == pytest.approx(x_at(stop), abs=0.06)
+    assert float(shade.get("width")) == pytest.approx(x_at(start) - x_at(stop), abs=0.12)
+    band_greys = [r for r in group(root, "band").findall("svg:rect", NS) if r.get("fill") == chart.NO_CHECKS_COLOUR]
+    assert [round(float(r.get("x")), 1) for r in band_greys][1:] == [round(x_at(stop), 1)]  # [0] is the whole band's ground
+    assert [len(run) for run in polylines(root)] == [2]  # 06:00 and 07:00 both had checks: the line goes on
+
+
 @pytest.mark.parametrize("checks", [0, 1])
 def test_an_empty_or_one_check_history_gives_a_whole_chart(checks: int) -> None:
     history = HealthHistory()

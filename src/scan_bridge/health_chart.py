@@ -74,6 +74,10 @@ MARKERS: tuple[tuple[str, str, str], ...] = (
     ("takeover", "takeover", "#0b7285"),
 )
 
+#: The note the daemon writes when it stops on purpose (``daemon stopped: SIGTERM``); until the
+#: next change (the next run's first check) no daemon ran, drawn grey like an hour without checks.
+STOPPED_NOTE = "daemon stopped"
+
 # Geometry, in SVG user units (pixels at 100 %). The plot's y axis is linear from 0 to twice the
 # stale threshold, so the two threshold lines sit at the same height in every chart; ages above the
 # top are drawn at the top with their value written beside.
@@ -157,6 +161,35 @@ def _hours_in(history: HealthHistory, window: _Window) -> list[tuple[HourSummary
     return shown
 
 
+def _daemon_gaps(history: HealthHistory, window: _Window) -> list[tuple[float, float]]:
+    """x spans with no daemon running: from a "daemon stopped" change to the next change (the next run's first check).
+
+    Exact where the hour summaries are not: an upgrade from 07:01 to 08:51 leaves both hours with
+    checks, yet nothing was checked in between. A daemon that was killed leaves no such note; its
+    gap shows only as hours without checks.
+    """
+    spans = []
+    changes = history.changes
+    for index, change in enumerate(changes):
+        if change.note.startswith(STOPPED_NOTE) and index + 1 < len(changes):
+            span = window.clip(change.at, changes[index + 1].at)
+            if span is not None:
+                spans.append((window.x(span[0]), window.x(span[1])))
+    return spans
+
+
+def _shade(group: ET.Element, spans: list[tuple[float, float]], top: float, bottom: float, fill: str | None = None) -> None:
+    for x1, x2 in spans:
+        _rect(group, x1, top, x2 - x1, bottom - top, fill)
+
+
+def _group(svg: ET.Element, name: str) -> ET.Element:
+    found = svg.find(f"g[@id='{name}']")
+    if found is None:
+        raise ValueError(f"no group {name!r} in the chart")
+    return found
+
+
 def _marker_kind(note: str) -> tuple[str, str, str] | None:
     for marker in MARKERS:
         if note.startswith(marker[0]):
@@ -191,9 +224,13 @@ def render_svg(history: HealthHistory, now: datetime, warn_after_s: float, stale
     _text(svg, 8, 16, f"Data age, last {hours_label} h (UTC): median per hour (line), worst per hour (bars)",
           {"font-weight": "bold", "font-size": "12px", "fill": "#212529"})
     _axes(svg, window, y, warn, stale, top)
+    gaps = _daemon_gaps(history, window)
+    _shade(ET.SubElement(svg, "g", {"id": "gaps", "fill": NO_CHECKS_COLOUR, "opacity": "0.6"}),
+           gaps, PLOT_TOP, PLOT_BOTTOM)
     _worst_bars(svg, window, hours, y, warn, stale)
     _median_line(svg, window, hours, y)
     _band(svg, window, hours)
+    _shade(_group(svg, "band"), gaps, BAND_TOP, BAND_BOTTOM, NO_CHECKS_COLOUR)
     markers = _markers(svg, history, window)
     if not hours:
         _text(svg, (PLOT_LEFT + PLOT_RIGHT) / 2, (PLOT_TOP + PLOT_BOTTOM) / 2,
