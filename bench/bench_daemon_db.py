@@ -238,14 +238,16 @@ def artifact_sizes() -> tuple[int, int]:
     """
     from datetime import UTC, datetime, timedelta
 
-    from scan_bridge.daemon_flow import render_markdown
+    from scan_bridge.daemon_artifact import render_markdown
     from scan_bridge.health_history import HealthHistory
-    from scan_bridge.supervisor import DaemonStatus
+    from scan_bridge.daemon_status import DaemonStatus
 
     sizes = []
     for flapping in (False, True):
         history = HealthHistory()
-        start = datetime(2026, 1, 1, tzinfo=UTC)
+        # The day must end now: render_markdown draws the 24 hours before the clock, so an older day
+        # would render as one "no checks" row and an empty chart (this was so until issue 15).
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=DAY - 30)
         status, scan = "healthy", 1
         for i in range(int(DAY / 30)):
             at = start + timedelta(seconds=30 * i)

@@ -7,11 +7,14 @@ through the Prefect API. One Prefect server serves the whole module.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import re
 import signal
 import socket
 import time
+import xml.etree.ElementTree as ET
 
 import httpx
 import psutil
@@ -47,6 +50,14 @@ def test_bridge_lines_health_and_artifact_reach_prefect(client, scanner, hz_env,
     assert artifact.type == "markdown"
     assert f"| bridge pid | {pid} |" in artifact.data
     assert "| bridge state | RUNNING |" in artifact.data or "| bridge state | STARTING |" in artifact.data
+    # The chart: an SVG as a base64 data-URI image above the tables, with the checks so far on it.
+    image = re.search(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", artifact.data)
+    assert image is not None and image.start() < artifact.data.index("| Figure | Value |")
+    svg = ET.fromstring(base64.b64decode(image.group(1)))
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    assert len(svg.findall(".//svg:g[@id='thresholds']/svg:line", ns)) == 2
+    assert svg.findall(".//svg:g[@id='median']/svg:polyline", ns), "the first checks are drawn"
+    assert svg.find(".//svg:g[@id='band']/svg:path[@class='healthy']", ns) is not None
     assert run.state_type() == "RUNNING"
 
 

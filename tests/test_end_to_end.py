@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,6 +181,10 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     assert "Health        : HEALTHY" in status.stdout, describe(status)
     assert "1 worker(s) online" in status.stdout, describe(status)
     assert "Alerts        : none set up (`python deploy.py alerts" in status.stdout, describe(status)
+    # The last 24 hours as one line of blocks, read from the daemon's artifact: its checks so far are on it.
+    assert re.search(r"^Last 24 h     : [▁▂▃▄▅▆▇█·?]{24}  worst data age per hour", status.stdout, re.M), describe(status)
+    # The hour in progress has the daemon's checks (or, just past an hour's end, the hour before it).
+    assert re.search(r"^Last 24 h     : \S*[▁▂▃▄▅▆▇█]·?  ", status.stdout, re.M), describe(status)
 
     # -- a second run: cancelled by the deployment's concurrency limit, no second bridge ---------
     bridges = bridges_for(stack.scans)

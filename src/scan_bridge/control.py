@@ -247,19 +247,42 @@ def _age(when: datetime | None) -> str:
     return f"{seconds:.0f} s"
 
 
-def artifact_figures(client: Any) -> dict[str, Any] | None:
-    """The figures the daemon last published (embedded as JSON in its artifact, :mod:`.daemon_artifact`)."""
+def health_markdown(client: Any) -> str | None:
+    """The markdown of the daemon's latest health artifact, or None if there is none."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
     artifacts = client.read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[ARTIFACT_KEY])), sort=ArtifactSort.CREATED_DESC, limit=1
     )
-    if not artifacts:
+    return str(artifacts[0].data or "") if artifacts else None
+
+
+def freshness_line(markdown: str | None, now: datetime | None = None, colour: bool = False) -> str | None:
+    """The last 24 hours of the artifact's history as one line of blocks and its key; None without a history."""
+    from .daemon_artifact import history_from_markdown
+    from .health_chart import restarts_in, sparkline, sparkline_legend
+    from .settings import DaemonSettings
+
+    history = history_from_markdown(markdown)
+    if history.newest is None:
+        return None
+    now = now or datetime.now(UTC)
+    settings = DaemonSettings()  # the thresholds the daemon and `deploy.py health` use
+    warn, stale = settings.warn_after_s, settings.stale_after_s
+    restarts = restarts_in(history, now)
+    return (f"{sparkline(history, now, warn, stale, colour=colour)}  {sparkline_legend(warn, stale)}"
+            + (f"; {restarts} restart{'s' if restarts != 1 else ''}" if restarts else ""))
+
+
+def artifact_figures(client: Any) -> dict[str, Any] | None:
+    """The figures the daemon last published (embedded as JSON in its artifact)."""
+    text = health_markdown(client)
+    if text is None:
         return None
     from .daemon_artifact import figures_from_markdown
 
-    return figures_from_markdown(str(artifacts[0].data or ""))
+    return figures_from_markdown(text)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -293,6 +316,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"Deployment    : {FULL_NAME} present")
             runs = _runs(client, deployment.id, limit=1)
         figures = artifact_figures(client) if deployment is not None else None
+        freshness = freshness_line(health_markdown(client), colour=sys.stdout.isatty()) if deployment is not None else None
         if runs:
             run = runs[0]
             state = run.state_type.value if run.state_type else "?"
@@ -320,6 +344,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"                data age {_fmt(report.data_age_s, ' s')}, scan #{report.scan_number if report.scan_number is not None else '—'}, "
         f"{report.asset_count if report.asset_count is not None else '—'} assets"
     )
+    if freshness:  # the daemon's last 24 hours, as one line
+        print(f"Last 24 h     : {freshness}")
     if report.status is not HealthStatus.HEALTHY:
         problems.append("health is not healthy (see above)")
     for problem in dict.fromkeys(problems):

@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect.client.orchestration import get_client
 
-from . import names
+from . import health_chart, names
 from .daemon_status import DaemonStatus
 from .health_history import HealthHistory
 from .logs import printable
@@ -59,8 +59,12 @@ def figures(status: DaemonStatus) -> dict[str, Any]:
     return figures
 
 
-def render_markdown(status: DaemonStatus, history: HealthHistory | None = None) -> str:
-    """The artifact an operator reads at a glance: the verdict, the figures, the last 24 hours."""
+def render_markdown(status: DaemonStatus, history: HealthHistory | None = None,
+                    thresholds: tuple[float, float] = health_chart.DEFAULT_THRESHOLDS) -> str:
+    """The artifact an operator reads at a glance: the verdict, the chart, the figures, the last 24 hours.
+
+    ``thresholds`` are the daemon's (warn_after_s, stale_after_s), drawn on the chart.
+    """
     shown = figures(status)
     report = status.report
     # The title says the status (and cause) once; the line below it, the detail alone.
@@ -68,6 +72,8 @@ def render_markdown(status: DaemonStatus, history: HealthHistory | None = None) 
     detail = "no health check yet" if report is None else printable(report.detail)
     now = datetime.now(UTC)
     lines = [f"## Scan bridge: {title}", "", detail, ""]
+    if history is not None:  # the last 24 hours as a picture; the tables below keep the exact figures
+        lines += [health_chart.markdown_image(history, now, *thresholds), ""]
     lines += ["| Figure | Value |", "|---|---|"]
     for key, value in shown.items():
         if key not in _SAID_ABOVE:

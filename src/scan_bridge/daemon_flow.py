@@ -134,7 +134,7 @@ def scan_bridge_daemon_flow(
     deployment = settings.daemon_name or os.environ.get("PREFECT__DEPLOYMENT_NAME") or (
         names.DEPLOYMENT_NAME if flow_run is not None and flow_run.deployment_id else None
     )
-    publishers: list[Any] = [PrefectPublisher.resume(logger, deployment)]
+    publishers: list[Any] = [PrefectPublisher.resume(logger, deployment, (settings.warn_after_s, settings.stale_after_s))]
     metrics = None
     if settings.metrics_port is not None:
         from .metrics import DaemonMetrics

@@ -22,7 +22,7 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
-from . import names
+from . import health_chart, names
 from .daemon_artifact import ARTIFACT_INTERVAL_S, artifact_key, figures, previous_history, render_markdown
 from .daemon_status import DaemonStatus, status_changed
 from .health_classify import FreshnessReport
@@ -48,8 +48,10 @@ class PrefectPublisher:
         deployment: str | None,
         artifact_interval_s: float = ARTIFACT_INTERVAL_S,
         history: HealthHistory | None = None,
+        thresholds: tuple[float, float] = health_chart.DEFAULT_THRESHOLDS,
     ) -> None:
         self.log = logger
+        self.thresholds = thresholds  # (warn_after_s, stale_after_s), for the artifact's chart
         self.history = history if history is not None else HealthHistory()
         self._artifact_id: Any = None
         self._artifact_hour: datetime | None = None
@@ -63,9 +65,10 @@ class PrefectPublisher:
         self._artifact_at = -1e18
 
     @classmethod
-    def resume(cls, logger: Any, deployment: str | None) -> PrefectPublisher:
+    def resume(cls, logger: Any, deployment: str | None,
+               thresholds: tuple[float, float] = health_chart.DEFAULT_THRESHOLDS) -> PrefectPublisher:
         """A publisher that continues the history its daemon's previous run left in the artifact."""
-        publisher = cls(logger, deployment)
+        publisher = cls(logger, deployment, thresholds=thresholds)
         publisher.history = previous_history(logger, publisher.artifact_key)
         return publisher
 
@@ -87,7 +90,7 @@ class PrefectPublisher:
         if not new_version and not force and now - self._artifact_at < self.artifact_interval_s:
             return
         self._artifact_at = now
-        markdown = render_markdown(status, self.history)
+        markdown = render_markdown(status, self.history, self.thresholds)
         try:
             if new_version:
                 self._artifact_id = create_markdown_artifact(markdown, key=self.artifact_key, description="Scan bridge health")
@@ -128,7 +131,7 @@ class PrefectPublisher:
 
     def restarted(self, status: DaemonStatus, reason: str) -> None:
         self.history.record_restart(datetime.now(UTC))
-        self._note(status, f"restart: {reason}")
+        self._note(status, f"{names.RESTART_NOTE}: {reason}")
         self._event(names.BRIDGE_RESTARTED_EVENT, {**figures(status), "reason": reason})
         self._artifact(status, force=True)
 
@@ -156,7 +159,7 @@ class PrefectPublisher:
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""
         self._event(names.DAEMON_STOPPED_EVENT, {**figures(status), "reason": reason})
-        self._note(status, f"daemon stopped: {reason}")
+        self._note(status, f"{names.STOPPED_NOTE}: {reason}")
         self._artifact(status, force=True)
 
 

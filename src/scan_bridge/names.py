@@ -55,3 +55,13 @@ FILE_REJECTED = "file_rejected"
 COUNTER_RESET = "counter_reset"
 #: The bridge's first line when it handles a stop signal: ``Stopping (SIGTERM)``.
 STOPPING_PREFIX = "Stopping ("
+
+
+# -- notes in the health history's change list, read back by the chart ---------------------------------
+#: ``restart: <reason>``: the daemon restarted the bridge (a marker on the chart).
+RESTART_NOTE = "restart"
+#: ``takeover: <reason>``: a standby daemon took over (failover; a marker on the chart once it exists).
+TAKEOVER_NOTE = "takeover"
+#: ``daemon stopped: <reason>``: the daemon ended on purpose; until the next run's first check no
+#: daemon ran (grey on the chart).
+STOPPED_NOTE = "daemon stopped"
