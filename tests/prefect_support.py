@@ -87,11 +87,16 @@ def _stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeou
 
 
 class PrefectServer:
-    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (SQLite inside)."""
+    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (SQLite inside).
 
-    def __init__(self, home: Path, log_path: Path) -> None:
+    ``database_url`` (``PREFECT_API_DATABASE_CONNECTION_URL``) puts its database elsewhere: a
+    PostgreSQL database from tests/postgres_support.py.
+    """
+
+    def __init__(self, home: Path, log_path: Path, database_url: str | None = None) -> None:
         self.home = home
         self.log_path = log_path
+        self.database_url = database_url
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -104,6 +109,8 @@ class PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         env = clean_env(PREFECT_HOME=str(self.home))
+        if self.database_url is not None:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             env=env,

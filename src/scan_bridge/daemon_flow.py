@@ -23,7 +23,6 @@ heartbeat per check; the server prunes events after its retention period.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import os
 import re
@@ -38,7 +37,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext, get_run_context
+from prefect.context import get_run_context
 from prefect.events import emit_event
 from prefect.states import Failed
 
@@ -84,9 +83,9 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
         env["SCAN_BRIDGE_WATCH_DIR"] = str(settings.watch_dir)
     # The bridge reads scan times in the zone the health check reads them in (issue 14).
     env["SCAN_BRIDGE_SCANNER_TIMEZONE"] = settings.scanner_timezone
-    # Each forwarded line is a row in Prefect's database for as long as the run is kept: under the
-    # daemon the bridge summarises once a minute unless told otherwise.
-    env.setdefault("SCAN_BRIDGE_SUMMARY_INTERVAL_S", "60")
+    # Each forwarded line is a row in Prefect's database for as long as the run is kept (for ever: the
+    # run never ends): under the daemon the bridge summarises at the daemon's summary interval.
+    env["SCAN_BRIDGE_SUMMARY_INTERVAL_S"] = f"{settings.summary_interval_s:g}"
     return env
 
 
@@ -260,7 +259,7 @@ class PrefectPublisher:
         resource.update({f"scan-bridge.{key.replace('_', '-')}": value for key, value in labels.items()})
         try:
             if light:
-                contextvars.copy_context().run(_emit_without_run_context, f"scan-bridge.{name}", resource, payload)
+                _emit_without_run_context(f"scan-bridge.{name}", resource, payload)
             else:
                 emit_event(event=f"scan-bridge.{name}", resource=resource, payload=payload)
         except Exception as exc:
@@ -315,17 +314,27 @@ class PrefectPublisher:
         self._artifact(status, force=True)
 
 
-def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
-    """``emit_event`` with the flow run's context hidden, inside a copied context only.
+#: Deadline of the light event's POST (it runs in the supervisor's loop, like the artifact's PATCH).
+LIGHT_EVENT_TIMEOUT_S = 10.0
 
-    Prefect's events worker attaches the run, its flow and its deployment as related resources to
-    every event emitted within a flow run: three more resources per event, stored with their own
-    index rows. For one event per health check that tripled the event's size in the database
-    (3.8 KB measured, bench/bench_daemon_db.py), so the heartbeat goes without them; it names
-    the daemon in its own resource. The settings context (API URL) stays as it is.
+
+def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+    """The event straight to the server's public ``POST /api/events``, not through Prefect's events worker.
+
+    The events worker attaches the run, its flow and its deployment as related resources to every
+    event emitted within a flow run: three more resources per event, stored with their own index
+    rows. For one event per health check that tripled the event's size in the database (3.8 KB
+    measured, bench/bench_daemon_db.py), so the heartbeat goes without them; it names the daemon in
+    its own resource. This used to hide the run by setting Prefect's internal
+    ``FlowRunContext.__var__``; the REST endpoint (the one ``prefect event`` tools and webhooks use)
+    is public on 3.8 and 3.9 and needs no internals. Same event schema, same server pipeline
+    (stored, and seen by automations).
     """
-    FlowRunContext.__var__.set(None)
-    emit_event(event=event, resource=resource, payload=payload)
+    from prefect.events import Event
+
+    body = Event(event=event, resource=resource, payload=payload).model_dump(mode="json")
+    with get_client(sync_client=True, httpx_settings={"timeout": LIGHT_EVENT_TIMEOUT_S}) as client:
+        client.request("POST", "/events", json=[body])
 
 
 def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
