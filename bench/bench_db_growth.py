@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -147,14 +148,26 @@ def full_day_markdown() -> str:
 
 
 def artifact_versions(api_url: str, n: int) -> None:
-    """``n`` versions of the full-day artifact under one key, as the daemon creates them (one per hour)."""
-    from prefect.artifacts import create_markdown_artifact
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """``n`` versions of the full-day artifact under one key, as the daemon creates them (one per hour).
 
-    markdown = full_day_markdown()
-    with temporary_settings({PREFECT_API_URL: api_url}):
-        for _ in range(n):
-            create_markdown_artifact(markdown, key="bench-scan-bridge-health", description="Scan bridge health")
+    In a process of its own: Prefect's events worker outlives a settings context, so in this process
+    the artifacts' events would go to the previous backend's server.
+    """
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from bench_db_growth import full_day_markdown; from prefect import flow; "
+        "from prefect.artifacts import create_markdown_artifact\n"
+        "@flow(persist_result=False)\n"
+        "def versions(n: int) -> None:\n"
+        "    markdown = full_day_markdown()\n"
+        "    for _ in range(n):\n"
+        "        create_markdown_artifact(markdown, key='bench-scan-bridge-health', description='Scan bridge health')\n"
+        "versions(int(sys.argv[2]))\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    env.pop("PREFECT_HOME", None)
+    subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(n)], env=env, check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=300)
 
 
 def wait_lines(daemon: DaemonProc, n: int, timeout: float) -> None:
