@@ -9,15 +9,31 @@ heartbeat event and its webhook. The whole suite would not fit CI's time twice (
 tests add about 2 minutes; the rest of test_daemon.py on PostgreSQL passed too, see docs/performance.md).
 
 The module also checks what the daemon sends to Prefect's log at its summary interval (issue 13):
-that is the database's permanent growth, whichever the backend.
+that is the database's permanent growth, whichever the backend; and what the daemon relies on in
+Prefect itself, on whichever Prefect is installed (3.9.x by scripts/test, 3.8.x by
+scripts/test-oldest): Prefect 3.9 retries flows that *return* Failed when ``retries`` is set, and
+the light heartbeat event must stay without the run's related resources. These share this module's
+server (one Prefect server start less in the suite). The slower checks of the other 3.9 points
+(SIGTERM, cancellation, automations) are the daemon, alert and end-to-end tests, on both versions.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-from scan_bridge.supervisor import summary_every
+import httpx
+import prefect
+import pytest
+from packaging.version import Version
+from prefect import flow
+from prefect.events import emit_event
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Failed
+
+from scan_bridge.daemon_flow import _emit_without_run_context, scan_bridge_daemon_flow
 from scan_bridge.settings import DaemonSettings
+from scan_bridge.supervisor import summary_every
 
 from .postgres_support import PostgresServer
 from .prefect_support import PrefectServer, RunReader
@@ -26,6 +42,7 @@ from .test_alerts import receiver, test_killed_daemon_alerts_daemon_silent  # no
 from .test_daemon import test_bridge_lines_health_and_artifact_reach_prefect  # noqa: F401  (collected here, on PostgreSQL)
 
 PREFECT_SERVER_DATABASE = "postgresql"  # read by the prefect_server fixture
+PREFECT = Version(prefect.__version__)
 
 
 def test_the_server_really_stores_in_postgres(prefect_server: PrefectServer, postgres_server: PostgresServer) -> None:
@@ -54,3 +71,77 @@ def test_prefect_log_gets_a_summary_per_interval_the_console_every_check(client,
     database = prefect_server.database_url.rsplit("/", 1)[1]
     rows = int(postgres_server.query(database, "SELECT count(*) FROM log WHERE message LIKE 'Health: %'"))
     assert rows >= sent, "the log rows are in PostgreSQL"
+
+
+# -- what the daemon relies on in Prefect (3.8.x and 3.9.x) -------------------------------------------
+
+
+
+
+@pytest.fixture(scope="module")
+def api(prefect_server: PrefectServer) -> Iterator[str]:
+    """In-process flows of this module report to the module's real server."""
+    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+        try:
+            yield prefect_server.api_url
+        finally:
+            # Prefect's in-process events and log workers outlive the settings: empty them while this
+            # server still answers, so nothing of ours is sent to a later module's server.
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            EventsWorker.drain_all(timeout=10, at_exit=False)
+            APILogWorker.drain_all(timeout=10, at_exit=False)
+
+
+def _events(api: str, name: str, resource_id: str) -> list[dict]:
+    response = httpx.post(f"{api}/events/filter", json={"filter": {"event": {"name": [name]},
+                                                                   "resource": {"id": [resource_id]}}, "limit": 10},
+                          timeout=10)
+    response.raise_for_status()
+    return response.json()["events"]
+
+
+def test_the_light_heartbeat_goes_without_the_run_context_and_others_keep_it(api: str) -> None:
+    """The heartbeat event is posted to the public ``POST /api/events`` (no Prefect internals): stored,
+    with no related resources; an event emitted the usual way in the same run still gets the run
+    attached (what the state-change events' alert templates use)."""
+    resource = {"prefect.resource.id": "scan-bridge.daemon.compat-test"}
+
+    @flow(persist_result=False)
+    def emits() -> None:
+        _emit_without_run_context("scan-bridge.heartbeat", resource, {"status": "healthy"})
+        emit_event(event="scan-bridge.healthy", resource=resource, payload={})
+
+    emits()
+    beat = wait_for(lambda: _events(api, "scan-bridge.heartbeat", resource["prefect.resource.id"]), 30, "the heartbeat event")
+    assert beat[0]["related"] == [] and beat[0]["payload"] == {"status": "healthy"}
+    change = wait_for(lambda: _events(api, "scan-bridge.healthy", resource["prefect.resource.id"]), 30, "the state event")
+    roles = {related["prefect.resource.role"] for related in change[0]["related"]}
+    assert {"flow-run", "flow"} <= roles, f"Prefect no longer attaches the run to events emitted in a flow: {roles}"
+
+
+def test_a_daemon_run_that_gave_up_is_not_retried(api: str) -> None:
+    """The daemon returns Failed when it gives up. Prefect 3.9 retries a flow that *returns* Failed
+    when ``retries`` is set (3.8 did not): the daemon sets none, so a run that gave up ends FAILED
+    once, and the operator's alert fires once, on every version."""
+    assert not scan_bridge_daemon_flow.retries, "a retried daemon would restart a bridge that gave up"
+
+    calls: list[int] = []
+
+    def gives_up() -> object:
+        calls.append(1)
+        return Failed(message="gave up")
+
+    like_ours = flow(gives_up, name="gives-up-like-the-daemon", persist_result=False,
+                     retries=scan_bridge_daemon_flow.retries, retry_delay_seconds=0)
+    state = like_ours(return_state=True)
+    assert state.is_failed() and len(calls) == 1
+
+    calls.clear()
+    with_retries = flow(gives_up, name="gives-up-with-retries", persist_result=False, retries=1, retry_delay_seconds=0)
+    state = with_retries(return_state=True)
+    if PREFECT >= Version("3.9"):
+        assert state.is_failed() and len(calls) == 2, f"Prefect {PREFECT}: returned Failed with retries=1: {state}, ran {len(calls)}x"
+    else:  # 3.8 proposed AwaitingRetry and returned without running the flow again
+        assert len(calls) == 1, f"Prefect {PREFECT}: returned Failed with retries=1 ran {len(calls)} times"
