@@ -13,8 +13,9 @@ reports of cancelled runs leaving subprocesses behind (PrefectHQ/prefect#17593, 
 3. ``on_cancellation`` / ``on_crashed`` hooks, which run in a separate process after the flow
    process is gone, kill whatever the pidfile still names.
 
-Database footprint: the daemon runs for months, so it creates no task runs at all; the health
-check logs one line per check, the bridge's output arrives as periodic summaries. The artifact gets
+Database footprint: the daemon runs for months, so it creates no task runs at all; Prefect's log
+gets a health line on every change and once per summary interval (every check goes to the console),
+the bridge's output arrives as periodic summaries at the same interval (issue 13). The artifact gets
 a new version once an hour (an hourly snapshot) and is updated *in place* in between, on a state
 change and at most every ``ARTIFACT_INTERVAL_S``: a new version is a permanent row (plus an event
 repeating it), an in-place update is neither. Events are emitted on state changes, plus one small
