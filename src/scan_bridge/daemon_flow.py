@@ -24,11 +24,14 @@ heartbeat per check; the server prunes events after its retention period.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
+import queue
 import re
 import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from functools import partial
@@ -218,6 +221,7 @@ class PrefectPublisher:
         self.artifact_interval_s = artifact_interval_s
         self._artifact_at = -1e18
         self._announced: str | None = None  # the last state-change event's status, in event spelling
+        self._light: LightEvents | None = None  # started at the first light event, from the flow's thread
 
     @classmethod
     def resume(cls, logger: Any, deployment: str | None) -> PrefectPublisher:
@@ -260,7 +264,9 @@ class PrefectPublisher:
         resource.update({f"scan-bridge.{key.replace('_', '-')}": value for key, value in labels.items()})
         try:
             if light:
-                _emit_without_run_context(f"scan-bridge.{name}", resource, payload)
+                if self._light is None:
+                    self._light = LightEvents(self.log)
+                self._light.send(f"scan-bridge.{name}", resource, payload)
             else:
                 emit_event(event=f"scan-bridge.{name}", resource=resource, payload=payload)
         except Exception as exc:
@@ -315,8 +321,39 @@ class PrefectPublisher:
         self._artifact(status, force=True)
 
 
-#: Deadline of the light event's POST (it runs in the supervisor's loop, like the artifact's PATCH).
+#: Deadline of one light event's POST (in its own thread: the supervisor's loop never waits for it).
 LIGHT_EVENT_TIMEOUT_S = 10.0
+#: Light events waiting to be sent; more while the API is away are dropped (a heartbeat says only "alive").
+LIGHT_EVENT_BACKLOG = 4
+
+
+class LightEvents:
+    """Sends the light events from a thread of its own, so an API outage (timeouts, the client's
+    retries) never holds up the supervisor's loop; what cannot be sent within the backlog is dropped.
+
+    The thread runs in a copy of the flow's context, so it talks to the same API as the flow.
+    """
+
+    def __init__(self, logger: Any) -> None:
+        self.log = logger
+        self._queue: queue.Queue[tuple[str, dict[str, str], dict[str, Any]]] = queue.Queue(LIGHT_EVENT_BACKLOG)
+        self._dropped = 0
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._run,), name="light-events", daemon=True).start()
+
+    def send(self, event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((event, resource, payload))
+        except queue.Full:
+            self._dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            event, resource, payload = self._queue.get()
+            try:
+                _emit_without_run_context(event, resource, payload)
+            except Exception as exc:
+                self.log.warning("Could not emit event %s: %s (%d dropped while the API was away)", event, exc, self._dropped)
 
 
 def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
