@@ -24,6 +24,7 @@ heartbeat per check; the server prunes events after its retention period.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -348,15 +349,23 @@ class LightEvents:
             self._dropped += 1
 
     def _run(self) -> None:
+        client: Any = None  # one client for the thread's life (a new one per event costs a version check)
         while True:
             event, resource, payload = self._queue.get()
             try:
-                _emit_without_run_context(event, resource, payload)
+                if client is None:
+                    client = get_client(sync_client=True, httpx_settings={"timeout": LIGHT_EVENT_TIMEOUT_S})
+                    client.__enter__()
+                _emit_without_run_context(event, resource, payload, client)
             except Exception as exc:
                 self.log.warning("Could not emit event %s: %s (%d dropped while the API was away)", event, exc, self._dropped)
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.__exit__(None, None, None)
+                client = None
 
 
-def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any], client: Any = None) -> None:
     """The event straight to the server's public ``POST /api/events``, not through Prefect's events worker.
 
     The events worker attaches the run, its flow and its deployment as related resources to every
@@ -371,8 +380,11 @@ def _emit_without_run_context(event: str, resource: dict[str, str], payload: dic
     from prefect.events import Event
 
     body = Event(event=event, resource=resource, payload=payload).model_dump(mode="json")
-    with get_client(sync_client=True, httpx_settings={"timeout": LIGHT_EVENT_TIMEOUT_S}) as client:
+    if client is not None:
         client.request("POST", "/events", json=[body])
+        return
+    with get_client(sync_client=True, httpx_settings={"timeout": LIGHT_EVENT_TIMEOUT_S}) as own:
+        own.request("POST", "/events", json=[body])
 
 
 def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
