@@ -15,6 +15,7 @@ import pytest
 
 from scan_bridge.simulate import Simulator
 
+from .postgres_support import PostgresError, PostgresServer
 from .prefect_support import DaemonRunner, PrefectServer, alive, clean_env
 from .support import View, unique_maps, wait_for
 
@@ -30,10 +31,30 @@ FAST = {
 }
 
 
+#: A test module that sets ``PREFECT_SERVER_DATABASE = "postgresql"`` gets a Prefect server backed by
+#: its own database on the session's PostgreSQL server (tests/test_on_postgres.py); others SQLite.
+DATABASE_ATTRIBUTE = "PREFECT_SERVER_DATABASE"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; a failure to start it fails the tests that need it."""
+    try:
+        server = PostgresServer().start()
+    except PostgresError as exc:
+        pytest.fail(f"no PostgreSQL for the tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def prefect_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     root = tmp_path_factory.mktemp("prefect-server")
-    server = PrefectServer(root / "home", root / "server.log").start()
+    database = getattr(request.module, DATABASE_ATTRIBUTE, "sqlite")
+    database_url = request.getfixturevalue("postgres_server").create_database() if database == "postgresql" else None
+    server = PrefectServer(root / "home", root / "server.log", database_url=database_url).start()
     try:
         yield server
     finally:

@@ -79,11 +79,14 @@ class PrefectServer:
     The one Prefect server of the tests (the daemon fixtures, and the end-to-end tests through
     ``e2e_support.PrefectServer``, which adds the API reads the UI makes). ``start()`` waits until it
     answers; ``launch()`` then ``wait_ready()`` let a caller start other things meanwhile.
+    ``database_url`` (``PREFECT_API_DATABASE_CONNECTION_URL``) puts its database elsewhere: a
+    PostgreSQL database from tests/postgres_support.py.
     """
 
-    def __init__(self, home: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, home: Path, log_path: Path, port: int | None = None, database_url: str | None = None) -> None:
         self.home = home
         self.log_path = log_path
+        self.database_url = database_url
         self.port = port or free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -101,6 +104,8 @@ class PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         env = clean_env(PREFECT_HOME=str(self.home))
+        if self.database_url is not None:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             env=env,

@@ -490,3 +490,34 @@ def test_health_exit_codes_follow_the_data(stack: Stack, hazelcast_cluster, tmp_
         assert healthy.stdout.startswith("HEALTHY: "), describe(healthy)
     finally:
         writer.shutdown()
+
+
+@pytest.mark.extended  # ~1-3 min (a run, a server restart, a stop): CI only, see pyproject.toml
+def test_cancel_after_a_server_outage_stops_the_daemon_and_its_bridge(stack: Stack) -> None:
+    """Issue 13 (Prefect 3.9: cancellation observers recover from websocket outages). The Prefect
+    server restarts under a running daemon: its worker's and its flow's connections break and come
+    back; the daemon and its bridge go on; then ``deploy.py stop`` still ends the run CANCELLED, with
+    its bridge, as it does without an outage."""
+    env = stack.env
+    ensure_deployment(stack)
+    worker = stack.start_worker()
+    started = deploy_py(env, "run")
+    assert started.returncode == 0, describe(started)
+    run_id = run_id_from(started.stdout)
+    stack.server.wait_state(run_id, {"RUNNING"}, 90)
+    bridge = wait_for(lambda: (b := bridges_for(stack.scans)) and len(b) == 1 and b[0], 90, "the run's bridge")
+
+    old = stack.server
+    old.stop()
+    assert bridge.is_running(), "the bridge does not depend on the Prefect server"
+    stack.server = PrefectServer(old.home, stack.logs, port=old.port)  # the same database and address
+    stack.server.wait_ready(90)
+    assert stack.server.run_state(run_id)[0] == "RUNNING" and bridge.is_running()
+
+    stopped = deploy_py(env, "stop", timeout=180)
+    assert stopped.returncode == 0, f"{describe(stopped)}\n{stack.diagnostics()}"
+    assert stack.server.run_state(run_id)[0] == "CANCELLED", stack.server.run_state(run_id)
+    wait_for(lambda: gone_or_zombie(bridge.pid), 30, f"bridge {bridge.pid} to be gone")
+    assert bridges_for(stack.scans) == []
+    assert worker.stop(signal.SIGINT, timeout=30) == 0, worker.tail()
+    stack.worker = None

@@ -213,3 +213,15 @@ def test_service_warns_about_a_password_flag_and_never_logs_it(tmp_path: Path) -
     text = log.read_text()
     assert "WARNING --hazelcast-password on the command line is visible to every user" in text, text
     assert "pw-in-ps" not in text
+
+
+def test_one_summary_interval_for_prefects_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: the daemon's health line and the bridge's '[OK] Pushed' line reach Prefect's log (a row
+    kept for good) once per summary interval, 300 s by default; the daemon passes it on to the bridge."""
+    from scan_bridge.supervisor import summary_every
+
+    monkeypatch.delenv("SCAN_BRIDGE_SUMMARY_INTERVAL_S", raising=False)
+    assert bridge_environment(DaemonSettings())["SCAN_BRIDGE_SUMMARY_INTERVAL_S"] == "300"
+    assert bridge_environment(DaemonSettings(summary_interval_s=45))["SCAN_BRIDGE_SUMMARY_INTERVAL_S"] == "45"
+    assert summary_every(DaemonSettings()) == 10  # a health line every 10th check at the defaults
+    assert summary_every(DaemonSettings(health_interval_s=30, summary_interval_s=10)) == 1  # never fewer than every check

@@ -50,9 +50,9 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
         env[env_var("watch_dir")] = str(settings.watch_dir)
     # The bridge reads scan times in the zone the health check reads them in (issue 14).
     env[env_var("scanner_timezone")] = settings.scanner_timezone
-    # Each forwarded line is a row in Prefect's database for as long as the run is kept: under the
-    # daemon the bridge summarises once a minute unless told otherwise.
-    env.setdefault(env_var("summary_interval_s"), "60")
+    # Each forwarded line is a row in Prefect's database for as long as the run is kept (for ever: the
+    # run never ends): under the daemon the bridge summarises at the daemon's summary interval.
+    env[env_var("summary_interval_s")] = f"{settings.summary_interval_s:g}"
     return env
 
 

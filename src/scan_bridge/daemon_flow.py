@@ -9,8 +9,9 @@ This module's path is the deployments' entrypoint (``scan_bridge.daemon_flow:sca
 :data:`~scan_bridge.names.FLOW_ENTRYPOINT`, in ``prefect.yaml``), so it stays, and so do the names it
 has always offered (``render_markdown``, ``PrefectPublisher``, ...), imported from their modules.
 
-Database footprint: the daemon runs for months, so it creates no task runs at all; the health
-check logs one line per check, the bridge's output arrives as periodic summaries.
+Database footprint: the daemon runs for months, so it creates no task runs at all; Prefect's log
+gets a health line on every change and once per summary interval (every check goes to the console),
+the bridge's output arrives as periodic summaries at the same interval (issue 13).
 """
 
 from __future__ import annotations

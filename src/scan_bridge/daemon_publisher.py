@@ -12,14 +12,16 @@ server prunes events after its retention period.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import queue
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
 from . import health_chart, names
@@ -63,6 +65,7 @@ class PrefectPublisher:
         }
         self.artifact_interval_s = artifact_interval_s
         self._artifact_at = -1e18
+        self._light: LightEvents | None = None  # started at the first light event, from the flow's thread
 
     @classmethod
     def resume(cls, logger: Any, deployment: str | None,
@@ -107,7 +110,9 @@ class PrefectPublisher:
         resource.update({names.EVENT_PREFIX + key.replace("_", "-"): value for key, value in labels.items()})
         try:
             if light:
-                contextvars.copy_context().run(_emit_without_run_context, names.event(name), resource, payload)
+                if self._light is None:
+                    self._light = LightEvents(self.log)
+                self._light.send(names.event(name), resource, payload)
             else:
                 emit_event(event=names.event(name), resource=resource, payload=payload)
         except Exception as exc:
@@ -163,17 +168,69 @@ class PrefectPublisher:
         self._artifact(status, force=True)
 
 
-def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
-    """``emit_event`` with the flow run's context hidden, inside a copied context only.
+#: Deadline of one light event's POST (in its own thread: the supervisor's loop never waits for it).
+LIGHT_EVENT_TIMEOUT_S = 10.0
+#: Light events waiting to be sent; more while the API is away are dropped (a heartbeat says only "alive").
+LIGHT_EVENT_BACKLOG = 4
 
-    Prefect's events worker attaches the run, its flow and its deployment as related resources to
-    every event emitted within a flow run: three more resources per event, stored with their own
-    index rows. For one event per health check that tripled the event's size in the database
-    (3.8 KB measured, bench/bench_daemon_db.py), so the heartbeat goes without them; it names
-    the daemon in its own resource. The settings context (API URL) stays as it is.
+
+class LightEvents:
+    """Sends the light events from a thread of its own, so an API outage (timeouts, the client's
+    retries) never holds up the supervisor's loop; what cannot be sent within the backlog is dropped.
+
+    The thread runs in a copy of the flow's context, so it talks to the same API as the flow.
     """
-    FlowRunContext.__var__.set(None)
-    emit_event(event=event, resource=resource, payload=payload)
+
+    def __init__(self, logger: Any) -> None:
+        self.log = logger
+        self._queue: queue.Queue[tuple[str, dict[str, str], dict[str, Any]]] = queue.Queue(LIGHT_EVENT_BACKLOG)
+        self._dropped = 0
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._run,), name="light-events", daemon=True).start()
+
+    def send(self, event: str, resource: dict[str, str], payload: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((event, resource, payload))
+        except queue.Full:
+            self._dropped += 1
+
+    def _run(self) -> None:
+        client: Any = None  # one client for the thread's life (a new one per event costs a version check)
+        while True:
+            event, resource, payload = self._queue.get()
+            try:
+                if client is None:
+                    client = get_client(sync_client=True, httpx_settings={"timeout": LIGHT_EVENT_TIMEOUT_S})
+                    client.__enter__()
+                _emit_without_run_context(event, resource, payload, client)
+            except Exception as exc:
+                self.log.warning("Could not emit event %s: %s (%d dropped while the API was away)", event, exc, self._dropped)
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.__exit__(None, None, None)
+                client = None
+
+
+def _emit_without_run_context(event: str, resource: dict[str, str], payload: dict[str, Any], client: Any = None) -> None:
+    """The event straight to the server's public ``POST /api/events``, not through Prefect's events worker.
+
+    The events worker attaches the run, its flow and its deployment as related resources to every
+    event emitted within a flow run: three more resources per event, stored with their own index
+    rows. For one event per health check that tripled the event's size in the database (3.8 KB
+    measured, bench/bench_daemon_db.py), so the heartbeat goes without them; it names the daemon in
+    its own resource. This used to hide the run by setting Prefect's internal
+    ``FlowRunContext.__var__``; the REST endpoint (the one ``prefect event`` tools and webhooks use)
+    is public on 3.8 and 3.9 and needs no internals. Same event schema, same server pipeline
+    (stored, and seen by automations).
+    """
+    from prefect.events import Event
+
+    body = Event(event=event, resource=resource, payload=payload).model_dump(mode="json")
+    if client is not None:
+        client.request("POST", "/events", json=[body])
+        return
+    with get_client(sync_client=True, httpx_settings={"timeout": LIGHT_EVENT_TIMEOUT_S}) as own:
+        own.request("POST", "/events", json=[body])
 
 
 def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:

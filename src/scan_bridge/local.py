@@ -88,7 +88,10 @@ class Launcher:
         self.env.setdefault("PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES",
                             '{"scan-bridge.heartbeat": 86400, "prefect.flow-run.heartbeat": 604800}')
         self.spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)])
-        self.say(f"Prefect server: starting on {url} (log: {self.logs / 'prefect-server.log'})")
+        # SQLite in .state/prefect unless the operator names a database (PostgreSQL for months of running).
+        database = "PostgreSQL/other, from PREFECT_API_DATABASE_CONNECTION_URL" if self.env.get(
+            "PREFECT_API_DATABASE_CONNECTION_URL") else f"SQLite in {self.state / 'prefect'}"
+        self.say(f"Prefect server: starting on {url}, database {database} (log: {self.logs / 'prefect-server.log'})")
         self.wait_until("Prefect server", lambda: _healthy(url), 90)
         self.own_server = True
 

@@ -22,6 +22,12 @@ LOGGER_NAME = "scan_bridge"
 #: never from the message text.
 FILE_REJECTED = names.FILE_REJECTED
 
+#: ``extra=`` for a line that goes to the console but not to Prefect's API log (Prefect's
+#: ``APILogHandler`` skips records whose ``send_to_api`` is false; plain logging ignores the attribute).
+#: The daemon's run never ends, so every line it sends is a database row kept for good
+#: (docs/performance.md, section 3): the routine lines stay local, a summary goes every few minutes.
+CONSOLE_ONLY: dict[str, Any] = {"send_to_api": False}
+
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 

@@ -403,6 +403,15 @@ class DaemonSettings(ScannerSettings, HazelcastSettings):
         default=None,
         description="This daemon's name in events and alerts (resource scan-bridge.daemon.<name>); default: the deployment's name, or 'standalone'.",
     )
+    summary_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Seconds between summary lines in Prefect's log while nothing changes: a health line (every check still "
+            "goes to the console; changes, restarts, warnings and errors always go to Prefect), and the bridge's "
+            "'[OK] Pushed N scans' line (passed on to the bridge). Each line is a database row kept for good."
+        ),
+    )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )

@@ -32,12 +32,12 @@ from .bridge_output import (
     tail_text,
 )
 from .bridge_process import BridgeProcess, Exited, Line, Started
-from .daemon_status import DaemonStatus, NullPublisher, Publisher, Publishers
+from .daemon_status import DaemonStatus, NullPublisher, Publisher, Publishers, status_changed
 from .health_check import FreshnessChecker
 from .health_classify import FreshnessReport
 from .health_status import HealthStatus
 from .health_ticker import HealthResult, HealthTicker
-from .logs import printable
+from .logs import CONSOLE_ONLY, printable
 from .restart_policy import Action, Decision, ProcessState, RestartBudget, decide, describe_exit, settled_state
 from .settings import DaemonSettings
 
@@ -109,6 +109,7 @@ class Supervisor:
         self._restart_at: float | None = None
         self._restarted_for_file: str | None = None
         self._ticker: HealthTicker | None = None
+        self._checks_unsent = 0  # health lines since the last one sent to Prefect's log
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -206,7 +207,14 @@ class Supervisor:
                 self.status.state, self.process.started_monotonic, self.clock(), self.start_grace_s
             )
         level = logging.INFO if report.status is HealthStatus.HEALTHY else logging.WARNING
-        self.log.log(level, "Health: %s", printable(report.headline))
+        # Every check to the console; to Prefect's log (a row kept for good) only a change and one line
+        # per summary interval (counted in checks, so a late check never skips its turn): issue 13.
+        self._checks_unsent += 1
+        if status_changed(previous, report) or self._checks_unsent >= summary_every(self.settings):
+            self._checks_unsent = 0
+            self.log.log(level, "Health: %s", printable(report.headline))
+        else:
+            self.log.log(level, "Health: %s", printable(report.headline), extra=CONSOLE_ONLY)
         decision = decide(
             self.status.state,
             report,
@@ -320,6 +328,11 @@ class Supervisor:
         self.status.pid = self.process.pid if self.process is not None else None
         self.status.uptime_s = self.process.uptime_s() if self.process is not None else None
         self.status.restarts_in_window = self.budget.used(now)
+
+
+def summary_every(settings: DaemonSettings) -> int:
+    """Health checks per health line sent to Prefect's log while nothing changes (at least 1)."""
+    return max(1, round(settings.summary_interval_s / settings.health_interval_s))
 
 
 def _stop_reason(exc: BaseException) -> tuple[str, bool]:
