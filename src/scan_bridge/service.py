@@ -624,6 +624,10 @@ class Bridge:
                 self._remember(path)
             else:
                 missing.append(path)
+        # The newest first, then the rest oldest first: each batch moves latest to its newest scan, so
+        # a catch-up of several batches into an empty cluster (a member restarted) used to walk latest
+        # through old scans (#200, #400, ...) after consumers had seen a newer one (chaos harness, issue 10).
+        missing = missing[-1:] + missing[:-1]
         pushed = self._push_from_disk(missing, present)
         if pushed is None:
             return
