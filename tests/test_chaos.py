@@ -149,8 +149,9 @@ def test_a_short_seeded_chaos_run_injects_every_fault_and_breaks_no_invariant(tm
     env.pop(RUN_VARIABLE, None)
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "scan_bridge.chaos", "--profile", "ci", "--seed", "1", "--workdir", str(tmp_path / "run"),
-         "--report", str(report)],
+        # No --workdir: the harness's own temp folder (removed by it), not pytest's, which a concurrent
+        # pytest session may prune while this long test runs.
+        [sys.executable, "-m", "scan_bridge.chaos", "--profile", "ci", "--seed", "1", "--report", str(report)],
         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
     )
     took = time.monotonic() - started

@@ -218,6 +218,9 @@ class Harness:
             # A short run goes on until every kind ran once; after that the clock rules.
             if time.time() >= deadline and seen >= set(self.o.kinds):
                 break
+            if time.time() >= deadline + self.p.overrun_s:
+                self.violation(f"the run overran its duration by {self.p.overrun_s:g} s; never injected: {', '.join(sorted(set(self.o.kinds) - seen))}")
+                break
             gap = self.rng.uniform(*self.p.gap_s)
             time.sleep(gap)
             kind = next(order)

@@ -56,6 +56,7 @@ class Profile:
     burst_files: int
     bound_s: float  # every complete scan in history within this after the fault that hid it ended
     settle_timeout_s: float  # give up waiting for recovery after this (the overdue check reports it)
+    overrun_s: float  # the fault loop ends (a violation) this long after --duration, whatever is left
     weights: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -117,7 +118,8 @@ PROFILES: dict[str, Profile] = {
         member_down_s=1,
         burst_files=500,
         bound_s=90,
-        settle_timeout_s=90,
+        settle_timeout_s=60,
+        overrun_s=300,
         weights=dict(_EVERY),
     ),
     "long": Profile(
@@ -136,11 +138,12 @@ PROFILES: dict[str, Profile] = {
         heartbeat_interval_s=2,
         client_heartbeat_timeout_s=15,
         call_timeout_s=5,
-        gap_s=(2, 6),
+        gap_s=(1, 4),
         member_down_s=3,
         burst_files=500,
         bound_s=60,
         settle_timeout_s=120,
+        overrun_s=600,
         weights={**_EVERY, "kill-bridge": 20.0},
     ),
 }

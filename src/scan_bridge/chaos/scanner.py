@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..document import format_timestamp
 from ..simulate import Market, scan_table, table_bytes
 from . import hostile
 
@@ -208,8 +209,30 @@ class ChaosScanner:
     # -- faults ------------------------------------------------------------------------------------
 
     def burst(self, count: int) -> list[Written]:
-        """``count`` scans as fast as they can be written (renamed into place), as a scanner catching up would."""
-        return [self.write_one(kind="burst", in_place=False) for _ in range(count)]
+        """``count`` scans as fast as they can be written (renamed into place), as a scanner catching up would.
+
+        One market step renumbered and restamped per file: stepping a 400-asset market in Python takes
+        longer than writing the file, and a burst must be a burst on a loaded machine too.
+        """
+        out = []
+        with self._lock:
+            table = scan_table(self.market, self.number, datetime.now(UTC))
+            metadata = dict(table.schema.metadata)
+            for _ in range(count):
+                when = datetime.now(UTC)
+                number = self.number
+                self.number += 1
+                metadata[b"scan_number"] = str(number).encode()
+                metadata[b"timestamp"] = format_timestamp(when).encode()
+                data = table_bytes(table.replace_schema_metadata(metadata), "file")
+                path = self._folder(when) / f"scan_{number:06d}_{self._local(when):%H%M%S}.arrow"
+                temp = path.with_name(f".{path.name}.tmp")
+                temp.write_bytes(data)
+                os.replace(temp, path)
+                item = Written(path, number, history_key(when), when, time.time(), len(data), digest(data), "burst")
+                self.ledger.add(item)
+                out.append(item)
+        return out
 
     def hostile_files(self) -> list[Written]:
         """One file of every kind the bridge rejects (:mod:`.hostile`), among the good scans."""
