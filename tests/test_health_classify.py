@@ -354,6 +354,24 @@ def test_busy_bridge_with_newer_files_on_disk_is_not_stuck_and_not_restarted() -
     assert decide(ProcessState.RUNNING, idle, budget=budget, now=1000.0).action is Action.RESTART
 
 
+def test_a_bridge_waiting_on_a_silent_member_is_not_stuck() -> None:
+    """Found by the chaos harness (issue 10): one member of two frozen, the bridge's pushes timed out
+    while its heartbeat reached the other member; newer files waited on disk, the daemon called the
+    bridge stuck and restarted it (the new one waits on the same member). The heartbeat now says so."""
+    from scan_bridge.restart_policy import Action, ProcessState, RestartBudget, decide
+
+    waiting = {**heartbeat(1.0), "member_silent": True}
+    r = classify(healthy_obs(90.0, heartbeat=waiting, newest_file=disk(4900, 2.0), newest_complete_file=disk(4899, 12.0)), TH)
+    assert r.status is HealthStatus.STALE and r.cause is StaleCause.BRIDGE_BUSY and not r.bridge_stuck
+    assert "heartbeat 1.0s old (pid 4321), waiting for a member that does not answer" in r.message
+    budget = RestartBudget(max_restarts=3, window_s=600.0)
+    assert decide(ProcessState.RUNNING, r, budget=budget, now=1000.0).action is Action.NONE
+    # A heartbeat that stopped is stuck whatever it said.
+    stopped = classify(healthy_obs(90.0, heartbeat={**heartbeat(40.0), "member_silent": True},
+                                   newest_complete_file=disk(4899, 30.0)), TH)
+    assert stopped.bridge_stuck
+
+
 def test_busy_bridge_while_data_is_fresh_is_healthy_not_stuck() -> None:
     r = classify(healthy_obs(12.0, heartbeat=busy_heartbeat(1.0), newest_complete_file=disk(4229, 11.0)), TH)
     assert r.status is HealthStatus.HEALTHY and not r.bridge_stuck and r.heartbeat_busy

@@ -368,6 +368,12 @@ def classify(
             if heartbeat.get("busy") is True and heartbeat_age <= th.heartbeat_stale_after_s:
                 report["heartbeat_busy"] = True
                 heartbeat_note += ", busy"
+            # One member of several frozen: the bridge's pushes time out while this heartbeat reached
+            # another member. Not stuck (a restart would wait on the same member): its unpushed files
+            # are expected, as in a catch-up (chaos harness, issue 10: such a bridge was restarted).
+            elif heartbeat.get("member_silent") is True and heartbeat_age <= th.heartbeat_stale_after_s:
+                report["heartbeat_busy"] = True
+                heartbeat_note += ", waiting for a member that does not answer"
 
     # -- latest scan
     latest = observation.latest

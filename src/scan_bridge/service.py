@@ -720,6 +720,7 @@ class Bridge:
                 pushed_total=self.counters.pushed_total,
                 rejected_total=self.counters.rejected_total,
                 busy=busy,
+                member_silent=self._holding,
             )
             self._heartbeat_sent = self.clock()
         except Exception as exc:  # never let the heartbeat take the loop down
