@@ -144,6 +144,10 @@ class Observation(BaseModel):
     newest_complete_file: DiskFile | None = None  # the newest one unmodified for at least the grace
     disk_error: str | None = None
     bridge_running: bool | None = None  # None: the caller does not know (a standalone check)
+    # Seconds Hazelcast has answered this checker again after it did not (None: no outage seen). The
+    # bridge is not judged until it has answered for the heartbeat threshold: right after a frozen
+    # or restarted member, the heartbeat and the unpushed files tell of the outage, not of the bridge.
+    hazelcast_answering_s: float | None = None
 
 
 class FreshnessReport(BaseModel):
@@ -406,7 +410,11 @@ def classify(
     stuck_reasons: list[str] = []
     busy_reason: str | None = None  # newer files unpushed, but the bridge says it is working through files
     heartbeat_stale = False
-    if heartbeat_age is not None:
+    answering = observation.hazelcast_answering_s
+    recovering = answering is not None and answering < max(th.heartbeat_stale_after_s, th.newer_file_grace_s)
+    if recovering:
+        pass  # judged from the next checks on (see Observation.hazelcast_answering_s)
+    elif heartbeat_age is not None:
         if heartbeat_age > th.heartbeat_stale_after_s:
             heartbeat_stale = True
             stuck_reasons.append(f"heartbeat {_seconds(heartbeat_age)} old (limit {th.heartbeat_stale_after_s:g}s)")
@@ -435,6 +443,8 @@ def classify(
         )
         if report["heartbeat_busy"]:  # a catch-up in progress: restarting would only start it over
             busy_reason = f"bridge busy: {unpushed}"
+        elif recovering:  # the outage hid these files; the bridge catches up as its client reconnects
+            busy_reason = f"Hazelcast answers again since {_seconds(answering)}, the bridge catches up: {unpushed}"
         else:
             stuck_reasons.append(unpushed)
             report.update(unpushed_file=complete.path, unpushed_scan_number=complete.scan_number)
@@ -688,6 +698,8 @@ class FreshnessChecker:
         self._disk = _OneAtATime("freshness-disk-probe")
         self._lock = threading.Lock()
         self.last_report: FreshnessReport | None = None
+        self._outage = False  # Hazelcast did not answer the last check
+        self._answering_since: float | None = None  # when it answered again after an outage
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -737,6 +749,13 @@ class FreshnessChecker:
         """Observe and classify; ``previous`` (default: this checker's last report) gives the scan rate."""
         with self._lock:
             observation = self.observe(bridge_running=bridge_running)
+            now = self._clock()
+            if observation.hazelcast_error is not None:
+                self._answering_since, self._outage = None, True
+            elif self._outage:
+                self._answering_since, self._outage = now, False
+            if self._answering_since is not None:
+                observation = observation.model_copy(update={"hazelcast_answering_s": now - self._answering_since})
             report = classify(observation, self.thresholds, previous if previous is not None else self.last_report)
             self.last_report = report
             return report
