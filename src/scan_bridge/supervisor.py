@@ -362,7 +362,8 @@ class Supervisor:
         if self.process is not None and self.status.state is ProcessState.STARTING:
             assert self.process.started_monotonic is not None
             self.status.state = settled_state(
-                self.status.state, self.process.started_monotonic, self.clock(), self.start_grace_s
+                self.status.state, self.process.started_monotonic, self.clock(), self.start_grace_s,
+                beaten=report.heartbeat_pid == self.process.pid,  # its own heartbeat, not its predecessor's
             )
         level = logging.INFO if report.status.value in ("healthy",) else logging.WARNING
         self.log.log(level, "Health: %s", _summary(report))
