@@ -79,6 +79,42 @@ def test_a_catch_up_of_several_batches_never_walks_latest_through_old_scans(tmp_
     assert len(view.history_keys()) == 450
 
 
+def test_scans_written_during_the_first_catch_up_all_arrive(tmp_path, scans, env, view):
+    """Found by the chaos harness (issue 10): the watch started only after the first reconcile, and
+    files that landed while it ran were looked for among the newest 50 only: after a 16 s catch-up at
+    5 scans/s, 30 scans never reached history. Now the watch starts first and events carry them."""
+    import random
+
+    from scan_bridge.document import format_timestamp
+    from scan_bridge.simulate import Market, scan_table, table_bytes
+
+    table = scan_table(Market(400, random.Random(3)), 1)  # big scans: a catch-up that lasts a while
+    metadata = dict(table.schema.metadata)
+    start = datetime.now(UTC) - timedelta(hours=2)
+
+    def put(number: int, folder: Path) -> None:
+        metadata[b"scan_number"] = str(number).encode()
+        metadata[b"timestamp"] = format_timestamp(start + timedelta(seconds=number)).encode()
+        path = folder / f"scan_{number:06d}_000000.arrow"
+        temp = path.with_name("." + path.name)
+        temp.write_bytes(table_bytes(table.replace_schema_metadata(metadata), "file"))
+        os.replace(temp, path)
+
+    backlog = scans / "2026-03-24"
+    backlog.mkdir()
+    for number in range(1, 1001):
+        put(number, backlog)
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", "--rescan-interval-s", "600") as bridge:
+        bridge.wait_logged("Connected to Hazelcast", timeout=60)
+        late = scans / "2026-03-25"
+        late.mkdir()
+        for number in range(1001, 1301):  # while the catch-up of 1,000 runs: more than the newest 50 land after its listing
+            put(number, late)
+        assert not any("Caught up" in m for m in bridge.messages()), "the catch-up ended before the new files: no test"
+        wait_for(lambda: len(view.history_keys()) == 1000, 60, "history trimmed to the newest 1,000")
+        wait_for(lambda: set(range(1001, 1301)) <= view.history_keys(), 20, "every scan written during the catch-up")
+
+
 def test_kill_9_mid_stream_then_restart_loses_nothing(tmp_path, scans, env, view):
     stop = threading.Event()
     written: list[int] = []
