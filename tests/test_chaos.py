@@ -151,7 +151,9 @@ def test_a_short_seeded_chaos_run_injects_every_fault_and_breaks_no_invariant(tm
     result = subprocess.run(
         # No --workdir: the harness's own temp folder (removed by it), not pytest's, which a concurrent
         # pytest session may prune while this long test runs.
-        [sys.executable, "-m", "scan_bridge.chaos", "--profile", "ci", "--seed", "1", "--report", str(report)],
+        # Under a real worker (the production path; the long run in docs/reliability.md is standalone).
+        [sys.executable, "-m", "scan_bridge.chaos", "--profile", "ci", "--prefect", "server", "--seed", "1",
+         "--report", str(report)],
         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
     )
     took = time.monotonic() - started
@@ -164,6 +166,7 @@ def test_a_short_seeded_chaos_run_injects_every_fault_and_breaks_no_invariant(tm
     assert figures["scans_in_history"] == figures["scans_written"] > 0
     assert len(figures["scanner_folders"]) >= 2, "the scanner's midnight did not happen"
     assert figures["most_bridges_at_once"] == 1
+    assert figures["prefect"] == "server" and figures["daemon_incarnations"] >= 2
     # Nothing of the run is left (the harness checked by pid; this checks its mark from outside).
     leftovers = []
     for proc in psutil.process_iter(["pid"]):

@@ -27,7 +27,7 @@ from ..localcluster import LocalCluster, LocalClusterError, find_jar, free_port_
 from ..prefect_server import OwnPrefectServer
 from . import processes
 from .plan import BRIDGE_FAULTS, Profile, fault_order
-from .processes import RUN_VARIABLE, Daemon
+from .processes import RUN_VARIABLE, Daemon, WorkerDaemon
 from .referee import Referee
 from .scanner import ChaosScanner, Written, history_key
 
@@ -71,6 +71,7 @@ class Options:
     workdir: Path | None = None
     keep: bool = False
     midnight_in_s: float = 60.0
+    prefect: str = "standalone"  # or "server": the daemon as a deployment run by a real worker
     log: Any = print
 
 
@@ -188,7 +189,14 @@ class Harness:
             "SCAN_BRIDGE_RUNTIME_DIR": str(runtime),
             "SCAN_BRIDGE_DAEMON_NAME": f"chaos-{self.run_id}",
         }
-        self.daemon = Daemon(env, self.dir / "daemon.log")
+        if self.o.prefect == "server":
+            os.environ["PREFECT_API_URL"] = url  # the harness creates the pool, the deployment and the runs
+            worker = WorkerDaemon(env, self.dir / "daemon.log", self.run_id)
+            worker.setup()
+            self.remember(worker.worker.pid if worker.worker else None, "worker")
+            self.daemon = worker
+        else:
+            self.daemon = Daemon(env, self.dir / "daemon.log")
         self.remember(self.daemon.start(), "daemon")
         self._wait_fresh(since=time.time(), timeout=240, what="the first fresh scan after start")
         self.log("daemon and bridge up, data fresh")
@@ -518,6 +526,7 @@ class Harness:
                 except OSError:
                     pass
         os.environ.pop(RUN_VARIABLE, None)
+        os.environ.pop("PREFECT_API_URL", None)
 
     def cleanup(self) -> None:
         """Remove the run's folder (it holds the scans, logs and databases) unless asked to keep it."""

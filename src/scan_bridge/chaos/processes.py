@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -206,3 +207,109 @@ def wait_stopped(pid: int, timeout: float = 5.0) -> None:
         if all(state in ("T", "t") for state in states):
             return
         time.sleep(0.01)
+
+
+class WorkerDaemon(Daemon):
+    """The daemon as production runs it: a deployment on a process work pool, run by a real
+    ``prefect worker``. Each incarnation is a flow run of that deployment (an operator's
+    ``deploy.py run``); the daemon's output reaches the worker's, which goes to the same log.
+
+    The flow-run process is found by its environment (``PREFECT__FLOW_RUN_ID``, set by the worker,
+    and this run's mark), as ``deploy.py stop --force`` finds it.
+    """
+
+    POOL = "chaos-pool"
+    DEPLOYMENT = "chaos-daemon"
+
+    def __init__(self, env: dict[str, str], log_path: Path, run_id: str) -> None:
+        super().__init__(env, log_path)
+        self.run_id = run_id
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.flow_run_id: str | None = None
+        self._pid: int | None = None
+        self._deployment_id: Any = None
+
+    def setup(self) -> None:
+        """The work pool, the deployment (from the installed module, no source to pull), the worker."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import WorkPoolCreate
+
+        with get_client(sync_client=True) as client:
+            client.create_work_pool(WorkPoolCreate(name=self.POOL, type="process"), overwrite=True)
+            flow_id = client.create_flow_from_name("scan-bridge-daemon")
+            self._deployment_id = client.create_deployment(
+                flow_id, self.DEPLOYMENT, work_pool_name=self.POOL,
+                entrypoint="scan_bridge.daemon_flow:scan_bridge_daemon_flow",
+                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(self.log_path.parent)}}],
+            )
+        with open(self.log_path, "ab") as log:
+            self.worker = spawn_dying_with_us(
+                [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.POOL, "--type", "process"],
+                env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.pids.append(self.worker.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def alive(self) -> bool:
+        return self._pid is not None and bool(still_alive({self._pid: create_time(self._pid) or 0.0}))
+
+    def start(self, timeout: float = 180) -> int:
+        from prefect.client.orchestration import get_client
+
+        with self._lock:
+            self._read()
+            self.incarnation += 1
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(self._deployment_id)
+        self.flow_run_id = str(run.id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in run_processes(self.run_id):
+                try:
+                    if proc.environ().get("PREFECT__FLOW_RUN_ID") == self.flow_run_id and not any(
+                        BRIDGE_MODULE in part for part in proc.cmdline()
+                    ):
+                        self._pid = proc.pid
+                        self.pids.append(proc.pid)
+                        return proc.pid
+                except psutil.Error:
+                    continue
+            if self.worker is not None and self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited ({self.worker.returncode}):\n{self.tail()}")
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker did not start flow run {self.flow_run_id} within {timeout:g} s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 30
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM the flow run (the daemon stops its bridge), then the worker; SIGKILL what overruns."""
+        for pid in [self._pid, self.worker.pid if self.worker is not None else None]:
+            if pid is None:
+                continue
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + timeout
+            while still_alive({pid: create_time(pid) or 0.0}) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if still_alive({pid: create_time(pid) or 0.0}):
+                os.kill(pid, signal.SIGKILL)
+        if self.worker is not None:
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+            return self.worker.returncode
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 from datetime import UTC, datetime
@@ -60,6 +61,8 @@ def git_commit() -> str:
                              cwd=Path(__file__).resolve().parent)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
                                timeout=10, cwd=Path(__file__).resolve().parent)
+        if out.returncode != 0 or not out.stdout.strip():
+            return os.environ.get("SCAN_BRIDGE_CHAOS_COMMIT", "unknown (not a git checkout; set SCAN_BRIDGE_CHAOS_COMMIT)")
         return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return "?"
@@ -91,6 +94,7 @@ def figures(h: Harness) -> dict[str, Any]:
         "run_id": h.run_id,
         "commit": git_commit(),
         "profile": h.p.name,
+        "prefect": h.o.prefect,
         "seed": h.o.seed,
         "faults_enabled": h.o.kinds,
         "started": datetime.fromtimestamp(h.started_at, UTC).isoformat(timespec="seconds") if h.started_at else None,
