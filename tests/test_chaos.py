@@ -152,7 +152,7 @@ def test_a_short_seeded_chaos_run_injects_every_fault_and_breaks_no_invariant(tm
         # No --workdir: the harness's own temp folder (removed by it), not pytest's, which a concurrent
         # pytest session may prune while this long test runs.
         # Under a real worker (the production path; the long run in docs/reliability.md is standalone).
-        [sys.executable, "-m", "scan_bridge.chaos", "--profile", "ci", "--prefect", "server", "--seed", "1",
+        [sys.executable, "-m", "scan_bridge.chaos", "--profile", "ci", "--prefect", "server", "--alerts", "--seed", "1",
          "--report", str(report)],
         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
     )
@@ -167,6 +167,9 @@ def test_a_short_seeded_chaos_run_injects_every_fault_and_breaks_no_invariant(tm
     assert len(figures["scanner_folders"]) >= 2, "the scanner's midnight did not happen"
     assert figures["most_bridges_at_once"] == 1
     assert figures["prefect"] == "server" and figures["daemon_incarnations"] >= 2
+    alerts = figures["alerts"]
+    assert alerts["duplicates"] == [] and alerts["more_than_expected"] == {}, alerts
+    assert sum(alerts["received"].values()) > 0, alerts
     # Nothing of the run is left (the harness checked by pid; this checks its mark from outside).
     leftovers = []
     for proc in psutil.process_iter(["pid"]):

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefect", choices=("standalone", "server"), default="standalone",
                         help="standalone: python -m scan_bridge.daemon_flow against the run's Prefect server (default); "
                         "server: the daemon as a deployment on a process work pool, run by a real worker.")
+    parser.add_argument("--alerts", action="store_true",
+                        help="Install the alert automations (alerts.install_alerts, kind generic) and check one alert per state change.")
     parser.add_argument("--report", type=Path, default=None, help="Write the markdown report here and its JSON beside it (.json).")
     parser.add_argument("--workdir", type=Path, default=None, help="Run folder (kept); default a temp folder, removed at the end.")
     parser.add_argument("--keep", action="store_true", help="Keep the temp run folder (logs, scans) at the end.")
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(f"--faults: {exc}")
     duration = args.duration if args.duration is not None else (0.0 if profile.name == "ci" else 3600.0)
-    options = Options(profile, kinds, args.seed, duration, workdir=args.workdir, keep=args.keep, prefect=args.prefect,
+    options = Options(profile, kinds, args.seed, duration, workdir=args.workdir, keep=args.keep, prefect=args.prefect, alerts=args.alerts,
                       log=lambda line: print(line, file=sys.stderr, flush=True))
     harness = Harness(options)
     code = harness.run()

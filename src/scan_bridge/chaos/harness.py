@@ -72,6 +72,7 @@ class Options:
     keep: bool = False
     midnight_in_s: float = 60.0
     prefect: str = "standalone"  # or "server": the daemon as a deployment run by a real worker
+    alerts: bool = False  # install the product's alert automations, posting to a receiver here
     log: Any = print
 
 
@@ -103,6 +104,8 @@ class Harness:
         self.referee: Referee | None = None
         self.daemon: Daemon | None = None
         self.in_recovery = False
+        self.receiver: Any = None
+        self.alerts: dict[str, Any] | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------------
 
@@ -170,6 +173,18 @@ class Harness:
         url = self.server.start()
         self.remember(self.server.proc.pid if self.server.proc else None, "prefect server")
         self.log(f"prefect server up: {url}")
+        if self.o.alerts:
+            from pydantic import SecretStr
+            from prefect.context import refresh_global_settings_context
+
+            from ..alerts import install_alerts
+            from .alerting import Receiver
+
+            os.environ["PREFECT_API_URL"] = url
+            refresh_global_settings_context()
+            self.receiver = Receiver()
+            install_alerts(SecretStr(self.receiver.url), "generic", health_interval_s=self.p.health_interval_s)
+            self.log(f"alerts installed, posting to {self.receiver.url}")
         watch = self.dir / "scans"
         self.scanner = ChaosScanner(watch, self.p.rate, self.p.assets, random.Random(self.rng.random()),
                                     midnight_in_s=self.o.midnight_in_s, log=self.log)
@@ -501,6 +516,8 @@ class Harness:
             code = self.daemon.stop()
             self.log(f"daemon stopped (exit {code})")
             self.daemon.close()
+            if self.receiver is not None:
+                self._judge_alerts()
         if self.scanner is not None:
             self.scanner.stop()
         if self.referee is not None:
@@ -527,6 +544,24 @@ class Harness:
                     pass
         os.environ.pop(RUN_VARIABLE, None)
         os.environ.pop("PREFECT_API_URL", None)
+
+    def _judge_alerts(self) -> None:
+        """Wait for the alerts still on their way (none new for 10 s, at most 60 s), then count them."""
+        from .alerting import judge
+
+        assert self.daemon is not None
+        deadline = time.monotonic() + 60
+        count, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 10:
+            if len(self.receiver.received) != count:
+                count, quiet_since = len(self.receiver.received), time.monotonic()
+            time.sleep(0.5)
+        self.alerts = judge(self.daemon.verdicts, list(self.receiver.received))
+        for line in self.alerts["duplicates"]:
+            self.violation(f"an alert came twice for one state change: {line}")
+        for key, extra in self.alerts["more_than_expected"].items():
+            self.violation(f"{extra} more '{key}' alert(s) than state changes")
+        self.receiver.close()
 
     def cleanup(self) -> None:
         """Remove the run's folder (it holds the scans, logs and databases) unless asked to keep it."""

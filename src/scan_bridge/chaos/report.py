@@ -119,6 +119,7 @@ def figures(h: Harness) -> dict[str, Any]:
         "by_kind": kinds,
         "daemon": _process_figures(h.samples["daemon"]),
         "bridge": _process_figures(h.samples["bridge"]),
+        "alerts": h.alerts,
         "violations": [
             {"at": datetime.fromtimestamp(v.at, UTC).isoformat(timespec="seconds"), "what": v.what, "fault": v.fault}
             for v in h.violations
@@ -179,6 +180,13 @@ def markdown(fig: dict[str, Any], command: str) -> str:
                 f"slope {_cell(p['rss_slope_mb_per_h'])} MB/h, max {p['rss_max_mb']} MB), CPU {_cell(p['cpu_percent'])} %, "
                 f"{p['incarnations_sampled']} incarnation(s) sampled."
             )
+    if fig.get("alerts"):
+        a = fig["alerts"]
+        lines.append(
+            "alerts (expected from state changes / received): "
+            + ", ".join(f"{k} {a['expected'][k]}/{a['received'][k]}" for k in a["expected"])
+            + f"; daemon silent {a['daemon_silent']}; duplicates {len(a['duplicates'])}."
+        )
     lines.append("")
     if fig["violations"]:
         lines += ["## Violations", ""]
