@@ -91,6 +91,21 @@ def test_the_scanner_writes_a_realistic_folder_and_its_ledger_knows_every_byte(t
     assert len(changed) == 2 and any("content differs" in c for c in changed)
 
 
+def test_alerts_expected_are_one_per_state_change_per_daemon():
+    from scan_bridge.chaos.alerting import Received, expected_alerts, judge
+    from scan_bridge.chaos.processes import Verdict
+
+    v = [Verdict(0, s, c, d) for s, c, d in [
+        ("healthy", None, 1), ("warning", None, 1), ("warning", None, 1), ("stale", "scanner silent", 1),
+        ("stale", "bridge busy", 1), ("healthy", None, 1), ("error", None, 1),
+        ("error", None, 2), ("healthy", None, 2),  # a new daemon: its first verdict is a change of its own
+    ]]
+    assert expected_alerts(v) == {"warning": 1, "stale": 2, "recovered": 2, "hazelcast-unavailable": 2}
+    twice = [Received(0, "warning", "scan-bridge.warning", "t1"), Received(1, "warning", "scan-bridge.warning", "t1")]
+    result = judge(v[:2], twice)
+    assert result["duplicates"] == ["warning (scan-bridge.warning at t1) x2"] and result["more_than_expected"] == {"warning": 1}
+
+
 # -- the referee against a real member ---------------------------------------------------------------
 
 
