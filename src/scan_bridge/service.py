@@ -306,7 +306,7 @@ class Bridge:
                 # pushes arrive as events. Started after it, only the newest 50 of them were looked
                 # at, and a catch-up of 16 s at 5 scans/s lost 30 scans for good (chaos harness, issue 10).
                 if self._watcher is None:
-                    self._start_watcher()
+                    self._start_watcher(look_back=False)  # the reconcile right after lists everything
                 self._reconcile()
                 self._silence_over_if_through()
             case SinkFailed(reason):
@@ -748,7 +748,7 @@ class Bridge:
             )
         c.pushed_since_summary = c.rejected_since_summary = 0
 
-    def _start_watcher(self) -> None:
+    def _start_watcher(self, look_back: bool = True) -> None:
         s = self.settings
         self._watcher = ScanWatcher(s.watch_dir, self.queue.put, kind=s.observer, poll_interval_s=s.poll_interval_s)
         self._watcher.start()
@@ -759,9 +759,11 @@ class Bridge:
             self._watcher.folders,
             extra=fields(observer=self._watcher.kind, folders=self._watcher.folders),
         )
-        # Files that landed between the reconcile's listing and the watch starting.
-        for path in newest_files(s.watch_dir, RESCAN_FILES):
-            self._handle(FileSeen(path))
+        # Files that landed before the watch started and that no reconcile will list (a second
+        # listing of a large folder here also delayed the busy bridge's next heartbeat).
+        if look_back:
+            for path in newest_files(s.watch_dir, RESCAN_FILES):
+                self._handle(FileSeen(path))
 
     def _shutdown(self) -> None:
         self._connector.stop()
