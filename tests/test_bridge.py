@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 from scan_bridge.simulate import write_scan
 
-from .support import BridgeRunner, View, wait_for
+from .support import BridgeRunner, View, wait_for, write_many_scans
 
 
 def scan_path(root: Path, number: int, day: str = "2026-03-24") -> Path:
@@ -57,6 +58,61 @@ def test_backlog_on_disk_is_caught_up_on_start_oldest_first(tmp_path, scans, env
         assert bridge.wait_logged("Caught up 60 scans")
         # One catch-up line, not one line per file.
         assert sum("Caught up" in m for m in bridge.messages()) == 1
+
+
+def test_a_catch_up_of_several_batches_never_walks_latest_through_old_scans(tmp_path, scans, env, view):
+    """Found by the chaos harness (issue 10): a member restarted empty was refilled oldest first, one
+    batch at a time, and each batch moved latest to its own newest scan: consumers who had seen #803
+    then saw #200, #400, ... Now the newest is pushed in the first batch and latest is written once."""
+    write_many_scans(scans, 450, time.time() - 60)  # more than two batches of 200
+    seen: list[int] = []
+    features = view.client.get_map(env.get("SCAN_BRIDGE_FEATURES_MAP", "DOLPHIN_FEATURES"))
+    features.add_entry_listener(
+        include_value=True, key="latest_eigen_scan",
+        added_func=lambda e: seen.append(json.loads(e.value.to_string())["scan_number"]),
+        updated_func=lambda e: seen.append(json.loads(e.value.to_string())["scan_number"]),
+    ).result()
+    with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
+        bridge.wait_logged("Caught up 450 scans", timeout=120)
+        wait_for(lambda: seen and seen[-1] == 450, 30, "latest #450")
+    assert seen == [450], f"latest walked through {seen}"
+    assert len(view.history_keys()) == 450
+
+
+def test_scans_written_during_the_first_catch_up_all_arrive(tmp_path, scans, env, view):
+    """Found by the chaos harness (issue 10): the watch started only after the first reconcile, and
+    files that landed while it ran were looked for among the newest 50 only: after a 16 s catch-up at
+    5 scans/s, 30 scans never reached history. Now the watch starts first and events carry them."""
+    import random
+
+    from scan_bridge.document import format_timestamp
+    from scan_bridge.simulate import Market, scan_table, table_bytes
+
+    table = scan_table(Market(400, random.Random(3)), 1)  # big scans: a catch-up that lasts a while
+    metadata = dict(table.schema.metadata)
+    start = datetime.now(UTC) - timedelta(hours=2)
+
+    def put(number: int, folder: Path) -> None:
+        metadata[b"scan_number"] = str(number).encode()
+        metadata[b"timestamp"] = format_timestamp(start + timedelta(seconds=number)).encode()
+        path = folder / f"scan_{number:06d}_000000.arrow"
+        temp = path.with_name("." + path.name)
+        temp.write_bytes(table_bytes(table.replace_schema_metadata(metadata), "file"))
+        os.replace(temp, path)
+
+    backlog = scans / "2026-03-24"
+    backlog.mkdir()
+    for number in range(1, 1001):
+        put(number, backlog)
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", "--rescan-interval-s", "600") as bridge:
+        bridge.wait_logged("Connected to Hazelcast", timeout=60)
+        late = scans / "2026-03-25"
+        late.mkdir()
+        for number in range(1001, 1301):  # while the catch-up of 1,000 runs: more than the newest 50 land after its listing
+            put(number, late)
+        assert not any("Caught up" in m for m in bridge.messages()), "the catch-up ended before the new files: no test"
+        wait_for(lambda: len(view.history_keys()) == 1000, 60, "history trimmed to the newest 1,000")
+        wait_for(lambda: set(range(1001, 1301)) <= view.history_keys(), 20, "every scan written during the catch-up")
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing(tmp_path, scans, env, view):

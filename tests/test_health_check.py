@@ -216,6 +216,19 @@ def test_probe_disk_looks_past_files_being_written(tmp_path: Path) -> None:
     assert probe_disk(tmp_path / "empty", grace_s=10) == (None, None)
 
 
+def test_probe_disk_finds_a_complete_file_behind_a_grace_full_of_new_ones(tmp_path: Path) -> None:
+    """Found by the chaos harness (issue 10): at 5 scans/s a grace of 10 s hides 50 files younger than
+    it, and the probe looked at the newest 20 only, so it found no complete file at all: a bridge that
+    was not pushing was reported "scanner silent" (never restarted) while the scanner wrote on."""
+    for number in range(1, 11):
+        scan_file(tmp_path, f"scan_{number:06d}_a.arrow", 30 - number)
+    for number in range(11, 61):  # 50 files written in the last 10 s
+        scan_file(tmp_path, f"scan_{number:06d}_a.arrow", (60 - number) * 0.2)
+    newest, complete = probe_disk(tmp_path, grace_s=10)
+    assert newest is not None and newest.scan_number == 60
+    assert complete is not None and complete.scan_number == 10
+
+
 # -- a member that goes away --------------------------------------------------------------------------
 
 

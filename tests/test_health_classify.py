@@ -354,6 +354,67 @@ def test_busy_bridge_with_newer_files_on_disk_is_not_stuck_and_not_restarted() -
     assert decide(ProcessState.RUNNING, idle, budget=budget, now=1000.0).action is Action.RESTART
 
 
+def test_a_bridge_waiting_on_a_silent_member_is_not_stuck() -> None:
+    """Found by the chaos harness (issue 10): one member of two frozen, the bridge's pushes timed out
+    while its heartbeat reached the other member; newer files waited on disk, the daemon called the
+    bridge stuck and restarted it (the new one waits on the same member). The heartbeat now says so."""
+    from scan_bridge.restart_policy import Action, ProcessState, RestartBudget, decide
+
+    waiting = {**heartbeat(1.0), "member_silent": True}
+    r = classify(healthy_obs(90.0, heartbeat=waiting, newest_file=disk(4900, 2.0), newest_complete_file=disk(4899, 12.0)), TH)
+    assert r.status is HealthStatus.STALE and r.cause is StaleCause.BRIDGE_BUSY and not r.bridge_stuck
+    assert "heartbeat 1.0s old (pid 4321), waiting for a member that does not answer" in r.message
+    budget = RestartBudget(max_restarts=3, window_s=600.0)
+    assert decide(ProcessState.RUNNING, r, budget=budget, now=1000.0).action is Action.NONE
+    # A heartbeat that stopped is stuck whatever it said.
+    stopped = classify(healthy_obs(90.0, heartbeat={**heartbeat(40.0), "member_silent": True},
+                                   newest_complete_file=disk(4899, 30.0)), TH)
+    assert stopped.bridge_stuck
+
+
+def test_the_bridge_is_not_judged_until_hazelcast_has_answered_again_for_the_heartbeat_threshold() -> None:
+    """Found by the chaos harness (issue 10): right after a frozen member thawed, the first check that
+    could read Hazelcast again saw the heartbeat from before the freeze (18 s old) and files the freeze
+    had held back, called the bridge stuck and restarted it, which started a restart loop."""
+    after_outage = dict(heartbeat=heartbeat(18.0), newest_file=disk(4900, 2.0), newest_complete_file=disk(4899, 12.0))
+    r = classify(healthy_obs(90.0, hazelcast_answering_s=1.0, **after_outage), TH)
+    assert not r.bridge_stuck and r.cause is StaleCause.BRIDGE_BUSY
+    assert "Hazelcast answers again since 1.0s, the bridge catches up" in r.message
+    judged = classify(healthy_obs(90.0, hazelcast_answering_s=16.0, **after_outage), TH)
+    assert judged.bridge_stuck and judged.cause is StaleCause.BRIDGE_STUCK
+
+
+def test_the_checker_counts_how_long_hazelcast_has_answered_since_an_outage() -> None:
+    from scan_bridge.health import FreshnessChecker
+
+    clock = [1000.0]
+    checker = FreshnessChecker(thresholds=TH, clock=lambda: clock[0])
+    seen: list[float | None] = []
+    outcomes = iter([None, "not reachable", None, None, None])
+
+    def fake_observe(**_kw: Any) -> Observation:  # what the member said; the state kept across checks is under test
+        error = next(outcomes)
+        return healthy_obs(3.0) if error is None else observe(hazelcast_error=error)
+
+    checker.observe = fake_observe  # type: ignore[method-assign]
+    real_classify = classify
+
+    import scan_bridge.health as health
+
+    def spy(observation: Observation, *args: Any) -> Any:
+        seen.append(observation.hazelcast_answering_s)
+        return real_classify(observation, *args)
+
+    health.classify, saved = spy, health.classify
+    try:
+        for _ in range(5):
+            checker.check()
+            clock[0] += 5
+    finally:
+        health.classify = saved
+    assert seen == [None, None, 0.0, 5.0, 10.0]
+
+
 def test_busy_bridge_while_data_is_fresh_is_healthy_not_stuck() -> None:
     r = classify(healthy_obs(12.0, heartbeat=busy_heartbeat(1.0), newest_complete_file=disk(4229, 11.0)), TH)
     assert r.status is HealthStatus.HEALTHY and not r.bridge_stuck and r.heartbeat_busy

@@ -209,6 +209,20 @@ def test_starting_becomes_running_after_grace() -> None:
     assert settled_state(ProcessState.EXITED, started_at=0.0, now=99.0, start_grace_s=20) is ProcessState.EXITED
 
 
+def test_a_bridge_is_starting_until_it_has_written_a_heartbeat_of_its_own():
+    """Found by the chaos harness (issue 10): under load a new bridge took longer than the grace to
+    start, was judged by its predecessor's heartbeat, called stuck and killed, in a loop."""
+    from scan_bridge.restart_policy import START_TIMEOUT_S
+
+    def state(now: float, beaten: bool) -> ProcessState:
+        return settled_state(ProcessState.STARTING, started_at=0.0, now=now, start_grace_s=20, beaten=beaten)
+
+    assert state(25.0, beaten=False) is ProcessState.STARTING
+    assert state(25.0, beaten=True) is ProcessState.RUNNING
+    assert state(19.0, beaten=True) is ProcessState.STARTING
+    assert state(START_TIMEOUT_S, beaten=False) is ProcessState.RUNNING  # hung before connecting: judged
+
+
 @pytest.mark.parametrize(
     "state", [ProcessState.STOPPED, ProcessState.STOPPING, ProcessState.BACKOFF, ProcessState.FATAL]
 )

@@ -108,6 +108,8 @@ class FreshnessChecker:
         # "still empty"): kept here only; the daemon keeps the current one in DaemonStatus.report and
         # hands the one before it to its publishers.
         self.last_report: FreshnessReport | None = None
+        self._outage = False  # Hazelcast did not answer the last check
+        self._answering_since: float | None = None  # when it answered again after an outage
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -157,6 +159,13 @@ class FreshnessChecker:
         """Observe and classify; ``previous`` (default: this checker's last report) gives the scan rate."""
         with self._lock:
             observation = self.observe(bridge_running=bridge_running)
+            now = self._clock()
+            if observation.hazelcast_error is not None:
+                self._answering_since, self._outage = None, True
+            elif self._outage:
+                self._answering_since, self._outage = now, False
+            if self._answering_since is not None:
+                observation = observation.model_copy(update={"hazelcast_answering_s": now - self._answering_since})
             report = classify(observation, self.thresholds, previous if previous is not None else self.last_report)
             self.last_report = report
             return report

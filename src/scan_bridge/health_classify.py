@@ -104,6 +104,10 @@ class Observation(BaseModel):
     newest_complete_file: DiskFile | None = None  # the newest one unmodified for at least the grace
     disk_error: str | None = None
     bridge_running: bool | None = None  # None: the caller does not know (a standalone check)
+    # Seconds Hazelcast has answered this checker again after it did not (None: no outage seen). The
+    # bridge is not judged until it has answered for the heartbeat threshold: right after a frozen
+    # or restarted member, the heartbeat and the unpushed files tell of the outage, not of the bridge.
+    hazelcast_answering_s: float | None = None
 
 
 class FreshnessReport(BaseModel):
@@ -347,6 +351,12 @@ def classify(
             if heartbeat.get("busy") is True and heartbeat_age <= th.heartbeat_stale_after_s:
                 report["heartbeat_busy"] = True
                 heartbeat_note += ", busy"
+            # One member of several frozen: the bridge's pushes time out while this heartbeat reached
+            # another member. Not stuck (a restart would wait on the same member): its unpushed files
+            # are expected, as in a catch-up (chaos harness, issue 10: such a bridge was restarted).
+            elif heartbeat.get("member_silent") is True and heartbeat_age <= th.heartbeat_stale_after_s:
+                report["heartbeat_busy"] = True
+                heartbeat_note += ", waiting for a member that does not answer"
 
     # -- latest scan
     latest = observation.latest
@@ -379,7 +389,11 @@ def classify(
     stuck_reasons: list[str] = []
     busy_reason: str | None = None  # newer files unpushed, but the bridge says it is working through files
     heartbeat_stale = False
-    if heartbeat_age is not None:
+    answering = observation.hazelcast_answering_s
+    recovering = answering is not None and answering < max(th.heartbeat_stale_after_s, th.newer_file_grace_s)
+    if recovering:
+        pass  # judged from the next checks on (see Observation.hazelcast_answering_s)
+    elif heartbeat_age is not None:
         if heartbeat_age > th.heartbeat_stale_after_s:
             heartbeat_stale = True
             stuck_reasons.append(f"heartbeat {_seconds(heartbeat_age)} old (limit {th.heartbeat_stale_after_s:g}s)")
@@ -408,6 +422,8 @@ def classify(
         )
         if report["heartbeat_busy"]:  # a catch-up in progress: restarting would only start it over
             busy_reason = unpushed  # the cause, BRIDGE_BUSY, is in the headline
+        elif recovering:  # the outage hid these files; the bridge catches up as its client reconnects
+            busy_reason = f"Hazelcast answers again since {_seconds(answering)}, the bridge catches up: {unpushed}"
         else:
             stuck_reasons.append(unpushed)
             report.update(unpushed_file=complete.path, unpushed_scan_number=complete.scan_number)

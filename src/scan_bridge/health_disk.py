@@ -36,10 +36,15 @@ def scan_id_of_file(path: Path, zone: tzinfo = UTC) -> ScanId | None:
 #: How many complete files (newest by modification time first) the check reads to find the newest
 #: *scan* among them: a late, older file copied in last must not hide a newer scan written just before.
 COMPLETE_COMPARED = 5
+#: How many of the newest files the probe may look at to find complete ones. It must cover every file
+#: younger than the grace: 20 did not at 5 scans/s (50 files in a 10 s grace), so no complete file was
+#: found and a bridge that did not push was called "scanner silent" (chaos harness, issue 10). Files
+#: younger than the grace are only stat'ed, and the listing is bounded by this many paths in memory.
+DISK_LOOK_AT = 2000
 
 
 def probe_disk(
-    root: Path, grace_s: float, now: float | None = None, look_at: int = 20, zone: tzinfo = UTC
+    root: Path, grace_s: float, now: float | None = None, look_at: int = DISK_LOOK_AT, zone: tzinfo = UTC
 ) -> tuple[DiskFile | None, DiskFile | None]:
     """(newest scan file, newest *complete* scan) under ``root``.
 

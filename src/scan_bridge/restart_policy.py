@@ -138,12 +138,26 @@ def describe_exit(returncode: int | None) -> str:
     return f"exit code {returncode}"
 
 
-def settled_state(state: ProcessState, started_at: float, now: float, start_grace_s: float) -> ProcessState:
-    """STARTING becomes RUNNING once the bridge has lived ``start_grace_s`` (supervisord's startsecs).
+#: A bridge that has not written a heartbeat of its own this long after its start is RUNNING anyway
+#: (and so judged: its predecessor's heartbeat then makes it stuck): one hung before connecting.
+START_TIMEOUT_S = 120.0
 
-    Until then a new bridge is connecting and catching up, and a health report must not restart it.
+
+def settled_state(
+    state: ProcessState, started_at: float, now: float, start_grace_s: float, beaten: bool = True
+) -> ProcessState:
+    """STARTING becomes RUNNING once the bridge has lived ``start_grace_s`` (supervisord's startsecs)
+    and has written a heartbeat of its own (``beaten``), or after :data:`START_TIMEOUT_S` regardless.
+
+    Until then a new bridge is starting, connecting and catching up, and a health report must not
+    restart it. Without ``beaten``, a bridge whose start outlasted the grace (16 s from fork to its
+    first line on a loaded 2-core machine) was judged by its predecessor's heartbeat, called stuck
+    and killed, again and again (found by the chaos harness, issue 10).
     """
-    if state is ProcessState.STARTING and now - started_at >= start_grace_s:
+    if state is not ProcessState.STARTING:
+        return state
+    age = now - started_at
+    if (age >= start_grace_s and beaten) or age >= max(START_TIMEOUT_S, start_grace_s):
         return ProcessState.RUNNING
     return state
 

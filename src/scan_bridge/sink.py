@@ -330,12 +330,17 @@ class ScanSink:
         del self._known[: bisect.bisect_left(self._known, cutoff)]
         log.debug("trimmed history below key %d", cutoff)
 
-    def heartbeat(self, *, connected: bool, pushed_total: int, rejected_total: int, busy: bool = False) -> Any:
+    def heartbeat(
+        self, *, connected: bool, pushed_total: int, rejected_total: int, busy: bool = False, member_silent: bool = False
+    ) -> Any:
         """Refresh the heartbeat without waiting: a slow cluster must not hold up the bridge's loop.
 
         Returns the write's future: the bridge watches it to notice a member that stopped answering
         (and one that answers again), without ever blocking on it. ``busy``: written between files
         of a long stretch of work (a catch-up), so files newer than Hazelcast's scan are expected.
+        ``member_silent``: a call to a member missed its deadline and pushes are held until one gets
+        through (one member of several frozen: this heartbeat reached another), so newer files are
+        expected too, and a new bridge would wait on the same member.
         """
         now = _now()
         document = {
@@ -351,6 +356,7 @@ class ScanSink:
             "pushed_total": pushed_total,
             "rejected_total": rejected_total,
             "busy": busy,
+            "member_silent": member_silent,
         }
         return self._features.set(self._settings.heartbeat_key, HazelcastJsonValue(document))
 

@@ -204,7 +204,8 @@ class Supervisor:
         if self.process is not None and self.status.state is ProcessState.STARTING:
             assert self.process.started_monotonic is not None
             self.status.state = settled_state(
-                self.status.state, self.process.started_monotonic, self.clock(), self.start_grace_s
+                self.status.state, self.process.started_monotonic, self.clock(), self.start_grace_s,
+                beaten=report.heartbeat_pid == self.process.pid,  # its own heartbeat, not its predecessor's
             )
         level = logging.INFO if report.status is HealthStatus.HEALTHY else logging.WARNING
         # Every check to the console; to Prefect's log (a row kept for good) only a change and one line

@@ -1,0 +1,103 @@
+"""The alerts check: the product's own automations (:func:`scan_bridge.alerts.install_alerts`, kind
+``generic``) on the run's Prefect server, posting to a webhook receiver in the harness.
+
+Expected: one alert per state change of the daemon's verdict (status or stale cause), as its log
+shows them, per daemon incarnation: ``warning``, ``stale``, ``missing``, ``hazelcast-unavailable``
+(verdict ``error``) on entering that state, ``recovered`` on becoming healthy after one of those.
+The proactive ``daemon-silent`` alert follows a killed daemon and is counted apart.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .processes import Verdict
+
+#: The daemon's verdict -> the alert its state change fires (alerts.alerts()).
+ALERT_FOR = {"warning": "warning", "stale": "stale", "missing": "missing", "error": "hazelcast-unavailable"}
+UNHEALTHY = set(ALERT_FOR)
+
+
+@dataclass(slots=True)
+class Received:
+    at: float
+    alert: str
+    event: str
+    occurred: str
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 standing in for Slack or PagerDuty; records what arrives."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body = json.loads(raw)
+                    item = Received(time.time(), str(body.get("alert")), str(body.get("event")), str(body.get("occurred")))
+                except (ValueError, AttributeError):
+                    item = Received(time.time(), "unreadable", raw[:200].decode("utf-8", "replace"), "")
+                with owner._lock:
+                    owner.received.append(item)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="chaos-webhook", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/alert"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def expected_alerts(verdicts: list[Verdict]) -> Counter[str]:
+    """Alerts the daemon's state changes call for, by alert key."""
+    out: Counter[str] = Counter()
+    previous: dict[int, tuple[str, str | None]] = {}
+    for verdict in verdicts:
+        state = (verdict.status, verdict.cause)
+        before = previous.get(verdict.daemon)
+        previous[verdict.daemon] = state
+        if before == state:
+            continue
+        if verdict.status in ALERT_FOR:
+            out[ALERT_FOR[verdict.status]] += 1
+        elif verdict.status == "healthy" and before is not None and before[0] in UNHEALTHY:
+            out["recovered"] += 1
+    return out
+
+
+def judge(verdicts: list[Verdict], received: list[Received]) -> dict[str, Any]:
+    """Figures, and the duplicates (one state change alerted twice): those are violations."""
+    expected = expected_alerts(verdicts)
+    got = Counter(r.alert for r in received if r.alert not in ("daemon-silent", "run-ended"))
+    seen: Counter[tuple[str, str, str]] = Counter((r.alert, r.event, r.occurred) for r in received)
+    duplicates = [f"{alert} ({event} at {occurred}) x{n}" for (alert, event, occurred), n in seen.items() if n > 1]
+    keys = sorted(set(expected) | set(got))
+    return {
+        "expected": {k: expected.get(k, 0) for k in keys},
+        "received": {k: got.get(k, 0) for k in keys},
+        "daemon_silent": sum(1 for r in received if r.alert == "daemon-silent"),
+        "duplicates": duplicates,
+        "more_than_expected": {k: got[k] - expected.get(k, 0) for k in keys if got.get(k, 0) > expected.get(k, 0)},
+    }
