@@ -40,6 +40,7 @@ from pydantic_settings import SettingsError
 
 from .discovery import FolderTree, newest_files, newest_first
 from .document import format_timestamp
+from .heap import release_free_memory
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import FILE_REJECTED, fields, setup_logging
 from .names import STOPPING_PREFIX
@@ -446,6 +447,7 @@ class Bridge:
             self._summary()
         if now >= self._rescan_due:
             self._rescan_due = now + self.settings.rescan_interval_s
+            release_free_memory()  # once a minute: the RSS follows the live heap (heap.py, issue 17)
             for path in newest_files(self.settings.watch_dir, RESCAN_FILES):
                 if path not in self._finished and path not in self._pending:
                     self._handle(FileSeen(path))
