@@ -385,7 +385,7 @@ def test_the_bridge_is_not_judged_until_hazelcast_has_answered_again_for_the_hea
 
 
 def test_the_checker_counts_how_long_hazelcast_has_answered_since_an_outage() -> None:
-    from scan_bridge.health import FreshnessChecker
+    from scan_bridge.health_check import FreshnessChecker
 
     clock = [1000.0]
     checker = FreshnessChecker(thresholds=TH, clock=lambda: clock[0])
@@ -399,7 +399,7 @@ def test_the_checker_counts_how_long_hazelcast_has_answered_since_an_outage() ->
     checker.observe = fake_observe  # type: ignore[method-assign]
     real_classify = classify
 
-    import scan_bridge.health as health
+    import scan_bridge.health_check as health
 
     def spy(observation: Observation, *args: Any) -> Any:
         seen.append(observation.hazelcast_answering_s)

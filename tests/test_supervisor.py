@@ -202,6 +202,11 @@ def report(status: HealthStatus, *, cause: StaleCause | None = None, stuck: bool
     return FreshnessReport(status=status, cause=cause, detail="scripted", checked_at=datetime.now(UTC), bridge_stuck=stuck)
 
 
+def checked(result: FreshnessReport, pid: int) -> HealthResult:
+    """A check begun while bridge ``pid`` ran, which read that bridge's own heartbeat."""
+    return HealthResult(result.model_copy(update={"heartbeat_pid": pid}), pid)
+
+
 HEALTHY = report(HealthStatus.HEALTHY)
 STUCK = report(HealthStatus.STALE, cause=StaleCause.BRIDGE_STUCK, stuck=True)
 SILENT = report(HealthStatus.STALE, cause=StaleCause.SCANNER_SILENT)
@@ -210,7 +215,7 @@ DOWN = report(HealthStatus.DOWN)
 
 def test_starts_one_bridge_reports_health_and_stops_it_with_the_grace() -> None:
     h = Harness()
-    status = h.run([HealthResult(HEALTHY, 101), HealthResult(HEALTHY, 101), StopRequest("test over")])
+    status = h.run([checked(HEALTHY, 101), checked(HEALTHY, 101), StopRequest("test over")])
     assert h.history == [
         ("start", 101),
         ("health", "healthy", None, ProcessState.STARTING),  # first report: previous None (a change)
@@ -225,14 +230,25 @@ def test_starts_one_bridge_reports_health_and_stops_it_with_the_grace() -> None:
 def test_a_bridge_becomes_running_after_the_start_grace_of_the_settings() -> None:
     """The grace is the setting's (20 s), not a second default (the Supervisor's own said 10)."""
     h = Harness()
-    h.run([Advance(19.0), HealthResult(HEALTHY, 101), Advance(1.0), HealthResult(HEALTHY, 101), StopRequest("over")])
+    h.run([Advance(19.0), checked(HEALTHY, 101), Advance(1.0), checked(HEALTHY, 101), StopRequest("over")])
+    states = [entry[3] for entry in h.history if entry[0] == "health"]
+    assert states == [ProcessState.STARTING, ProcessState.RUNNING]
+
+
+def test_a_bridge_is_not_running_on_its_predecessors_heartbeat() -> None:
+    """Past the grace, a check that read another bridge's heartbeat (the one before it, under load a
+    start longer than the grace) leaves it STARTING: judged by that heartbeat, it was killed in a loop
+    (chaos harness, issue 10). Its own heartbeat settles it."""
+    h = Harness()
+    h.run([Advance(25.0), HealthResult(HEALTHY.model_copy(update={"heartbeat_pid": 99}), 101),
+           checked(HEALTHY, 101), StopRequest("over")])
     states = [entry[3] for entry in h.history if entry[0] == "health"]
     assert states == [ProcessState.STARTING, ProcessState.RUNNING]
 
 
 def test_an_exit_is_restarted_after_the_delay_and_counted() -> None:
     h = Harness()
-    status = h.run([Advance(30.0), Exit(h, 0, 1), Advance(4.9), Advance(0.1), HealthResult(HEALTHY, 102), StopRequest("over")])
+    status = h.run([Advance(30.0), Exit(h, 0, 1), Advance(4.9), Advance(0.1), checked(HEALTHY, 102), StopRequest("over")])
     assert h.history == [
         ("start", 101),
         ("restarted", 1, ProcessState.BACKOFF),
@@ -247,9 +263,9 @@ def test_an_exit_is_restarted_after_the_delay_and_counted() -> None:
 def test_a_stuck_bridge_is_killed_and_restarted_once_settled_but_not_while_starting() -> None:
     h = Harness()
     h.run([
-        HealthResult(STUCK, 101),  # STARTING: never restarted on a report
-        Advance(20.0), HealthResult(STUCK, 101),  # RUNNING now: kill, then restart after the delay
-        Advance(5.0), HealthResult(HEALTHY, 102),
+        checked(STUCK, 101),  # STARTING: never restarted on a report
+        Advance(20.0), checked(STUCK, 101),  # RUNNING now: kill, then restart after the delay
+        Advance(5.0), checked(HEALTHY, 102),
         StopRequest("over"),
     ])
     assert h.history == [
@@ -267,14 +283,14 @@ def test_a_stuck_bridge_is_killed_and_restarted_once_settled_but_not_while_start
 
 def test_a_silent_scanner_is_never_a_reason_to_restart() -> None:
     h = Harness()
-    h.run([Advance(25.0)] + [HealthResult(SILENT, 101)] * 5 + [StopRequest("over")])
+    h.run([Advance(25.0)] + [checked(SILENT, 101)] * 5 + [StopRequest("over")])
     assert [e for e in h.history if e[0] in ("kill", "restarted", "start")] == [("start", 101)]
 
 
 def test_a_report_begun_before_the_current_bridge_started_is_not_acted_on() -> None:
     """A DOWN about bridge 101 must not kill its successor 102."""
     h = Harness()
-    h.run([Advance(25.0), Exit(h, 0, 1), Advance(5.0), Advance(25.0), HealthResult(DOWN, 101), StopRequest("over")])
+    h.run([Advance(25.0), Exit(h, 0, 1), Advance(5.0), Advance(25.0), checked(DOWN, 101), StopRequest("over")])
     assert ("kill", 102) not in h.history
     assert [e for e in h.history if e[0] == "start"] == [("start", 101), ("start", 102)]
 
