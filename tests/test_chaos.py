@@ -99,8 +99,9 @@ def test_alerts_expected_are_one_per_state_change_per_daemon():
         ("healthy", None, 1), ("warning", None, 1), ("warning", None, 1), ("stale", "scanner silent", 1),
         ("stale", "bridge busy", 1), ("healthy", None, 1), ("error", None, 1),
         ("error", None, 2), ("healthy", None, 2),  # a new daemon: its first verdict is a change of its own
+        ("down", None, 2), ("healthy", None, 2),  # a killed bridge, restarted: "down" alerts nothing, its end recovers
     ]]
-    assert expected_alerts(v) == {"warning": 1, "stale": 2, "recovered": 2, "hazelcast-unavailable": 2}
+    assert expected_alerts(v) == {"warning": 1, "stale": 2, "recovered": 3, "hazelcast-unavailable": 2}
     twice = [Received(0, "warning", "scan-bridge.warning", "t1"), Received(1, "warning", "scan-bridge.warning", "t1")]
     result = judge(v[:2], twice)
     assert result["duplicates"] == ["warning (scan-bridge.warning at t1) x2"] and result["more_than_expected"] == {"warning": 1}

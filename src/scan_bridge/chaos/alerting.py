@@ -21,7 +21,9 @@ from .processes import Verdict
 
 #: The daemon's verdict -> the alert its state change fires (alerts.alerts()).
 ALERT_FOR = {"warning": "warning", "stale": "stale", "missing": "missing", "error": "hazelcast-unavailable"}
-UNHEALTHY = set(ALERT_FOR)
+#: Verdicts after which "healthy" is a recovery (docs/alerts.md: previous status not healthy, and
+#: not "none"): every alerting one, and "down" (the bridge not running), which alerts nothing itself.
+UNHEALTHY = set(ALERT_FOR) | {"down"}
 
 
 @dataclass(slots=True)
