@@ -282,22 +282,26 @@ def _path_text(path: os.PathLike[str] | str) -> str:
     return os.fsencode(path).decode("utf-8", errors="replace")
 
 
-def bridge_block(record: ScanRecord, pushed_at: datetime) -> dict[str, Any]:
+def bridge_block(record: ScanRecord, pushed_at: datetime, writer: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``bridge`` block: when the bridge pushed the scan, from which file, and how late.
 
     ``lag_s`` is ``pushed_at`` minus the scan's ``timestamp`` in seconds (microsecond resolution);
-    it is negative when the scanner's clock runs ahead of the bridge's.
+    it is negative when the scanner's clock runs ahead of the bridge's. ``writer`` (failover only:
+    ``{"host": <machine>, "epoch": <lease epoch>}``) says which machine wrote it under which lease.
     """
     pushed = parse_timestamp(pushed_at)
-    return {
+    block = {
         "pushed_at": format_timestamp(pushed),
         "file": _path_text(record.path),
         "lag_s": round((pushed - record.timestamp).total_seconds(), 6),
         "bridge_version": BRIDGE_VERSION,
     }
+    if writer:
+        block.update(writer)
+    return block
 
 
-def document_json(record: ScanRecord, pushed_at: datetime) -> str:
+def document_json(record: ScanRecord, pushed_at: datetime, writer: Mapping[str, Any] | None = None) -> str:
     """The full document text: the record's body with the ``bridge`` block spliced in before its closing brace.
 
     ``pushed_at`` should be tz-aware; a naive one is taken as UTC.
@@ -305,6 +309,6 @@ def document_json(record: ScanRecord, pushed_at: datetime) -> str:
     body = record.body_json
     if not body.endswith(b"}"):
         raise ValueError("body_json is not a JSON object")
-    bridge = orjson.dumps(bridge_block(record, pushed_at))
+    bridge = orjson.dumps(bridge_block(record, pushed_at, writer))
     return (body[:-1] + b',"bridge":' + bridge + b"}").decode("utf-8")
 

@@ -33,6 +33,9 @@ HEARTBEAT_EVENT = "heartbeat"
 BRIDGE_RESTARTED_EVENT = "bridge-restarted"
 GAVE_UP_EVENT = "gave-up"
 DAEMON_STOPPED_EVENT = "daemon-stopped"
+#: Failover (docs/high-availability.md): this daemon took the lease and started its bridge / lost it and stopped it.
+TOOK_OVER_EVENT = "took-over"
+STEPPED_DOWN_EVENT = "stepped-down"
 #: A scan file that crashed the bridge's reader (skipped for good).
 FILE_CRASHED_READER_EVENT = "file-crashed-reader"
 COUNTER_RESET_EVENT = "counter-reset"
@@ -55,6 +58,10 @@ FILE_REJECTED = "file_rejected"
 COUNTER_RESET = "counter_reset"
 #: The bridge's first line when it handles a stop signal: ``Stopping (SIGTERM)``.
 STOPPING_PREFIX = "Stopping ("
+#: ``fields.event`` of the bridge's line when it finds a newer lease epoch on ``latest_eigen_scan`` (failover).
+FENCED = "fenced"
+#: The bridge's exit code then: it lost the lease; its daemon steps down rather than restart it.
+FENCED_EXIT_CODE = 4
 
 
 # -- notes in the health history's change list, read back by the chart ---------------------------------

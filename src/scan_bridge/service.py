@@ -40,10 +40,11 @@ from pydantic_settings import SettingsError
 
 from .discovery import FolderTree, newest_files, newest_first
 from .document import format_timestamp
+from .fencing import Fenced
 from .heap import release_free_memory
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import FILE_REJECTED, fields, setup_logging
-from .names import STOPPING_PREFIX
+from .names import FENCED, FENCED_EXIT_CODE, STOPPING_PREFIX
 from .ordering import ScanId, is_newer, resolve_fold
 from .read_guard import ReadGuard
 from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan, restamped
@@ -156,6 +157,8 @@ class Connector:
                     retention=self._settings.retention,
                     lifecycle_listener=lambda state: self._post(ClusterState(str(state), generation)),
                     abandon=lambda: self._stop.is_set() or self._abandon(),
+                    epoch=self._settings.lease_epoch,
+                    machine=self._settings.machine_name,
                 )
             except SinkUnavailable as exc:
                 self._post(SinkFailed(str(exc)))
@@ -196,6 +199,7 @@ class Bridge:
         self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
         self._rejected: OrderedDict[Path, None] = OrderedDict()  # bad for good: not even a reconcile reads them again
         self._stopping = False
+        self._exit_code = 0  # FENCED_EXIT_CODE once fenced (failover)
         self._guard: ReadGuard | None = None  # opened by run(): remembers the file being read across a crash
         self._suspects: set[Path] = set()  # files a predecessor died reading once: forgiven when read to the end
         self._limits = ScanLimits(settings.max_scan_rows, settings.max_scan_columns, settings.max_document_bytes)
@@ -245,7 +249,7 @@ class Bridge:
                     message = None
             self._tick()
         self._shutdown()
-        return 0
+        return self._exit_code
 
     def request_stop(self, reason: str) -> None:
         """Thread- and signal-safe: ask the loop to finish the file in hand and exit.
@@ -598,6 +602,9 @@ class Bridge:
     def _push_failed(self, exc: BaseException) -> None:
         if isinstance(exc, CallAbandoned):
             return  # stopping: what was not pushed is caught up at the next start
+        if isinstance(exc, Fenced):
+            self._fenced(exc)
+            return
         if isinstance(exc, CallTimedOut):
             self._member_silent(exc)
             return
@@ -611,6 +618,14 @@ class Bridge:
             log.debug("push failure in full", exc_info=exc)
         self._reconcile_due = self.clock() + self._reconcile_delay
         self._reconcile_delay = min(self._reconcile_delay * 2, 30.0)
+
+    def _fenced(self, exc: Fenced) -> None:
+        """Another machine holds a newer lease (failover): write nothing more, exit with FENCED_EXIT_CODE."""
+        if self._exit_code != FENCED_EXIT_CODE:
+            log.error("Fenced: %s", exc, extra=fields(event=FENCED, epoch=self.settings.lease_epoch))
+        self._exit_code = FENCED_EXIT_CODE
+        self._stop_requested = True  # every wait on the cluster gives up at once
+        self._stopping = True
 
     def _reconcile(self) -> None:
         """Push every complete scan on disk that the cluster lacks (within retention), oldest first."""
@@ -718,8 +733,8 @@ class Bridge:
 
     def _heartbeat(self, busy: bool = False) -> None:
         """Write the heartbeat without waiting; one at a time, so a silent member collects no pile of them."""
-        if self.sink is None or not self.connected or self._heartbeat_future is not None:
-            return
+        if self.sink is None or not self.connected or self._heartbeat_future is not None or self._exit_code:
+            return  # (fenced: this machine writes nothing more, not even its heartbeat)
         try:
             self._heartbeat_future = self.sink.heartbeat(
                 connected=self.connected,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Sequence
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -26,6 +27,7 @@ from .document import (
     DEFAULT_MAX_SCAN_ROWS,
     HISTORY_KEY_INT_TYPE,
 )
+from .lease import DEFAULT_LEASE_S, DEFAULT_RENEW_S, check_timing
 
 ObserverKind = Literal["auto", "native", "polling"]
 LogFormat = Literal["human", "json"]
@@ -319,8 +321,26 @@ class ScannerSettings(BaseSettings):
         return scanner_zone(self.scanner_timezone)
 
 
-class BridgeSettings(ScannerSettings, HazelcastSettings):
+class FailoverSettings(BaseSettings):
+    """What the bridge and the daemon both know of failover (docs/high-availability.md): this machine's name."""
+
+    model_config = _CONFIG
+
+    machine_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="This machine's name in the failover lease and in each document's bridge block (default: the host name).",
+    )
+
+
+class BridgeSettings(ScannerSettings, HazelcastSettings, FailoverSettings):
     """Everything ``python -m scan_bridge.service`` needs."""
+
+    lease_epoch: int | None = Field(
+        default=None,
+        ge=1,
+        description="Failover: the lease epoch this bridge writes under, set by its daemon (unset: one machine, no fencing).",
+    )
 
     watch_dir: Path = Field(description="Directory the scanner writes Arrow files into (date folders allowed).")
     observer: ObserverKind = Field(
@@ -370,8 +390,22 @@ class BridgeSettings(ScannerSettings, HazelcastSettings):
         return value.resolve()
 
 
-class DaemonSettings(ScannerSettings, HazelcastSettings):
+class DaemonSettings(ScannerSettings, HazelcastSettings, FailoverSettings):
     """The daemon's own knobs, beside the bridge's (which it passes on through the environment)."""
+
+    failover: bool = Field(
+        default=False,
+        description="Run as one of several machines: the holder of the lease in Hazelcast runs the bridge, the others stand by.",
+    )
+    lease_s: float = Field(
+        default=DEFAULT_LEASE_S, gt=0, description="Failover: a lease not renewed for this long is taken over by a standby."
+    )
+    lease_renew_s: float = Field(
+        default=DEFAULT_RENEW_S, gt=0, description="Failover: how often the active renews the lease and standbys look at it."
+    )
+    lease_key: str = Field(
+        default="scan_bridge_lease", min_length=1, description="Failover: key of the lease entry in the features map."
+    )
 
     watch_dir: Path | None = Field(default=None, description="Scanner directory; the health check looks at it.")
     health_interval_s: float = Field(default=30.0, gt=0, description="Seconds between health checks.")
@@ -416,6 +450,12 @@ class DaemonSettings(ScannerSettings, HazelcastSettings):
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
     )
     metrics_addr: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint binds to.")
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> DaemonSettings:
+        if self.failover:
+            check_timing(self.lease_s, self.lease_renew_s)
+        return self
 
 
 def describe_validation_error(error: ValidationError) -> str:

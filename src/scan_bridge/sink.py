@@ -16,6 +16,10 @@ What shapes this module:
   (see docs/downstream.md): fire and forget, so a slow or failing topic never holds up a push.
 - Every call has a deadline (:mod:`scan_bridge.hzcall`): a frozen member or a silent network makes a
   call raise :class:`~scan_bridge.hzcall.CallTimedOut` instead of holding the bridge's loop forever.
+- Failover (an ``epoch`` given, docs/high-availability.md): every document names its machine and
+  epoch, ``latest_eigen_scan`` moves only by compare-and-set, the sink claims it on its first
+  refresh, and a value of a higher epoch there raises :class:`~scan_bridge.fencing.Fenced`
+  (:mod:`scan_bridge.fencing`). Without an epoch nothing of this happens: one machine writes as before.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from hazelcast.config import TopicOverloadPolicy
 from hazelcast.core import HazelcastJsonValue
 
 from .document import document_json, format_timestamp, parse_timestamp
+from .fencing import EPOCH_FIELD, HOST_FIELD, Fenced, claimed, writer_epoch, writer_host
 from .hzcall import CLOSE_DEADLINE_S, StartedClient, wait_future
 from .logs import fields
 from .names import COUNTER_RESET
@@ -48,6 +53,9 @@ log = logging.getLogger(__name__)
 #: A push may take this long per byte beyond the call timeout before it counts as unanswered: a
 #: 200-scan catch-up batch of ~100 KB documents (20 MB) gets 10 s more than a single live scan.
 SLOW_LINK_BYTES_PER_S = 2_000_000
+
+#: How many times a refused compare-and-set of latest is read again and retried before the push counts as failed.
+LATEST_CAS_ATTEMPTS = 5
 
 #: History keys below this (2000-01-01T00:00:00Z as a time key) may be scan numbers an older bridge
 #: used as keys; :meth:`ScanSink._upgrade_keys` moves those to their time keys. Chunk of that upgrade.
@@ -107,9 +115,17 @@ class ScanSink:
         retention: int,
         lifecycle_listener: Callable[[str], None] | None = None,
         abandon: Callable[[], bool] = lambda: False,
+        *,
+        epoch: int | None = None,
+        machine: str | None = None,
     ) -> None:
-        """Connect (see :func:`connect_client`); ``abandon()`` true makes every wait give up at once (SIGTERM)."""
+        """Connect (see :func:`connect_client`); ``abandon()`` true makes every wait give up at once (SIGTERM).
+
+        ``epoch`` (failover): the lease epoch this bridge writes under; ``machine`` names it in documents.
+        """
         self._settings = settings
+        self._epoch = epoch
+        self._latest_value: Any = None  # failover: latest as the cluster holds it, the compare-and-set's expectation
         self._retention = retention
         self._abandon = abandon
         self._call_timeout = settings.hazelcast_call_timeout_s
@@ -124,7 +140,8 @@ class ScanSink:
         self.latest: ScanId | None = None
         self.last_reset: dict[str, Any] | None = None  # the last counter reset seen, for the heartbeat
         self._started_at = _now().isoformat()
-        self._host = socket.gethostname()
+        self._host = machine or socket.gethostname()
+        self._writer = None if epoch is None else {HOST_FIELD: self._host, EPOCH_FIELD: epoch}
 
     # -- reading what the cluster holds ---------------------------------------------------------
 
@@ -140,9 +157,86 @@ class ScanSink:
         self._numbers = {}
         self._in_flight = set()  # a batch that failed is pushed again by the reconcile that follows
         latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
+        if self._epoch is not None:
+            latest = self._claim(latest)
         self.latest = _scan_id_of(latest)
         self._repair_latest()
         return keys
+
+    # -- fencing (failover only) --------------------------------------------------------------------
+
+    def _check_fence(self, value: Any) -> None:
+        """Raise :class:`Fenced` when ``value`` (latest as read) speaks for a higher epoch than ours."""
+        assert self._epoch is not None
+        theirs = writer_epoch(value)
+        if theirs > self._epoch:
+            raise Fenced(
+                f"{self._settings.latest_key} holds epoch {theirs} (written by {writer_host(value) or 'another machine'}); "
+                f"this bridge's lease epoch {self._epoch} is over: it writes nothing more"
+            )
+
+    def _claim(self, latest: Any) -> Any:
+        """Mark latest with our epoch (compare-and-set), so an older active's next move of it fails; returns it as now held."""
+        assert self._epoch is not None
+        key = self._settings.latest_key
+        for _ in range(LATEST_CAS_ATTEMPTS):
+            self._check_fence(latest)
+            if latest is None or writer_epoch(latest) >= self._epoch:
+                self._latest_value = latest
+                return latest
+            try:
+                mine = HazelcastJsonValue(claimed(latest.to_string() if isinstance(latest, HazelcastJsonValue) else str(latest), self._epoch))
+            except ValueError:
+                mine = None
+            if mine is not None and self._wait(self._features.replace_if_same(key, latest, mine), f"claiming {key}"):
+                log.info("Claimed %s for lease epoch %d (an older active can no longer move it)", key, self._epoch,
+                         extra=fields(event="latest_claimed", epoch=self._epoch))
+                self._latest_value = mine
+                return mine
+            if mine is None:  # not a document of ours: it will be replaced by our first move, compare-and-set
+                self._latest_value = latest
+                return latest
+            latest = self._wait(self._features.get(key), f"get {key}")
+        raise RuntimeError(f"{key} kept changing while this bridge claimed it for epoch {self._epoch}")
+
+    def _move_latest(self, document: HazelcastJsonValue) -> tuple[Any, bool]:
+        """Start moving latest to ``document``: (future, whether it is a compare-and-set to check)."""
+        key = self._settings.latest_key
+        if self._epoch is None:
+            return self._features.set(key, document), False
+        expected, self._latest_value = self._latest_value, document
+        if expected is None:
+            return self._features.put_if_absent(key, document), True
+        return self._features.replace_if_same(key, expected, document), True
+
+    def _latest_refused(self, document: HazelcastJsonValue, scan: ScanId) -> bool:
+        """Our compare-and-set of latest was refused: re-read; stop if fenced, else retry while ours is newer.
+
+        True when latest now holds ``document``; False when it holds a scan as new or newer already.
+        """
+        key = self._settings.latest_key
+        for _ in range(LATEST_CAS_ATTEMPTS):
+            current = self._wait(self._features.get(key), f"get {key}")
+            self._check_fence(current)
+            held = _scan_id_of(current)
+            if current is not None and not is_newer(scan, held):
+                self._latest_value = current  # as new or newer already: nothing to move
+                if held is not None and is_newer(held, self.latest):
+                    self.latest = held
+                return False
+            if current is None:
+                done = self._wait(self._features.put_if_absent(key, document), f"put_if_absent {key}") is None
+            else:
+                done = bool(self._wait(self._features.replace_if_same(key, current, document), f"replace_if_same {key}"))
+            if done:
+                self._latest_value = document
+                return True
+        raise RuntimeError(f"{key} kept changing under this bridge (epoch {self._epoch}); catching up from disk")
+
+    @staticmethod
+    def _moved(result: Any, cas: bool) -> bool:
+        """Did a move of latest succeed? ``replace_if_same`` answers True, ``put_if_absent`` None (no previous value)."""
+        return result is True or (result is None and cas)
 
     def _repair_latest(self) -> None:
         """Latest is the newest scan in history. A push cut short (a member frozen mid-push, then the
@@ -155,7 +249,11 @@ class ScanSink:
         scan = _scan_id_of(newest)
         if scan is None or not is_newer(scan, self.latest):
             return
-        self._wait(self._features.set(self._settings.latest_key, newest), f"set {self._settings.latest_key}")
+        future, cas = self._move_latest(newest)
+        if cas and not self._moved(self._wait(future, f"set {self._settings.latest_key}"), cas):
+            self._latest_refused(newest, scan)
+        elif not cas:
+            self._wait(future, f"set {self._settings.latest_key}")
         log.warning("%s was behind history (#%s); set to #%d", self._settings.latest_key,
                     self.latest.scan_number if self.latest else None, scan.scan_number,
                     extra=fields(event="latest_repaired", scan_number=scan.scan_number))
@@ -232,7 +330,7 @@ class ScanSink:
             if key in documents or key in self._in_flight or self.is_present(key):
                 self._same_time(record, key)
                 continue
-            documents[key] = HazelcastJsonValue(document_json(record, pushed_at))
+            documents[key] = HazelcastJsonValue(document_json(record, pushed_at, self._writer))
             kept.append(record)
         size = sum(len(d.to_string()) for d in documents.values())
         futures = []
@@ -248,9 +346,13 @@ class ScanSink:
             futures.append(self._history.put_all(documents))
         event = None
         resets: list[tuple[ScanId, ScanId]] = []
+        latest_cas: tuple[int, HazelcastJsonValue, ScanId] | None = None
         if moves_latest:
             assert newest is not None
-            futures.append(self._features.set(self._settings.latest_key, documents[newest.key]))
+            future, cas = self._move_latest(documents[newest.key])
+            if cas:
+                latest_cas = (len(futures), documents[newest.key], newest.scan_id)
+            futures.append(future)
             # Counter resets among the scans that move latest: a drop in numbers along the scanner's time.
             previous = self.latest
             for record in sorted((r for r in kept if is_newer(r.scan_id, self.latest)), key=lambda r: r.key):
@@ -272,7 +374,7 @@ class ScanSink:
         self._numbers.update(numbers)  # for the "same time as #N" line; a failed write is re-read by refresh
         return PendingPush(
             self, list(documents), newest.scan_number if moves_latest and newest else None, futures, event, timeout,
-            key_numbers=numbers, resets=resets,
+            key_numbers=numbers, resets=resets, latest_cas=latest_cas,
         )
 
     def _same_time(self, record: ScanRecord, key: int) -> None:
@@ -358,6 +460,8 @@ class ScanSink:
             "busy": busy,
             "member_silent": member_silent,
         }
+        if self._epoch is not None:
+            document[EPOCH_FIELD] = self._epoch
         return self._features.set(self._settings.heartbeat_key, HazelcastJsonValue(document))
 
     def close(self) -> bool:
@@ -379,8 +483,10 @@ class PendingPush:
         *,
         key_numbers: dict[int, int] | None = None,
         resets: list[tuple[ScanId, ScanId]] | None = None,
+        latest_cas: tuple[int, HazelcastJsonValue, ScanId] | None = None,
     ) -> None:
         self._sink = sink
+        self._latest_cas = latest_cas  # failover: (index of the future, the document, its scan) to check
         self._key_numbers = key_numbers or {}
         self._resets = resets or []
         self.timeout_s = timeout_s
@@ -400,8 +506,11 @@ class PendingPush:
         Raises :class:`~scan_bridge.hzcall.CallTimedOut` when the cluster does not answer in time.
         """
         deadline = time.monotonic() + (self.timeout_s or self._sink._call_timeout)
-        for future in self._futures:
-            self._sink._wait(future, f"writing {len(self.numbers)} scans", max(deadline - time.monotonic(), 0.001))
+        for index, future in enumerate(self._futures):
+            result = self._sink._wait(future, f"writing {len(self.numbers)} scans", max(deadline - time.monotonic(), 0.001))
+            if self._latest_cas is not None and index == self._latest_cas[0] and not ScanSink._moved(result, True):
+                if not self._sink._latest_refused(self._latest_cas[1], self._latest_cas[2]):
+                    self._event, self.new_latest = None, None  # latest holds a newer scan: ours did not move it
         if self._event is not None:
             self._sink._announce(self._event)
             self._event = None

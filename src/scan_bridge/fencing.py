@@ -1,0 +1,80 @@
+"""Fencing with the lease's epoch (failover, docs/high-availability.md): pure helpers the sink uses.
+
+Every document a bridge writes under a lease names its machine and epoch in its ``bridge`` block
+(``"host"``, ``"epoch"``). ``latest_eigen_scan`` only ever moves by compare-and-set against the
+exact value the bridge last knew, and a bridge that finds there a value of a *higher* epoch has
+lost the lease: it raises :class:`Fenced` and writes nothing more.
+
+A new active *claims* the pointer as its first write (:func:`claimed`): the same document with
+``"fenced_by_epoch": <its epoch>`` added to the bridge block. Every older active's next
+compare-and-set then fails, even when no new scan arrived since the takeover, so an old active
+thawing after a freeze cannot slip one more write in. History entries are keyed by the scan's time
+and hold the same scan whoever writes them; they are not compare-and-set (see the limits in
+docs/high-availability.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["EPOCH_FIELD", "FENCED_BY_FIELD", "HOST_FIELD", "Fenced", "claimed", "writer_epoch", "writer_host"]
+
+#: Fields of a document's ``bridge`` block under failover.
+HOST_FIELD = "host"
+EPOCH_FIELD = "epoch"
+FENCED_BY_FIELD = "fenced_by_epoch"
+
+
+class Fenced(Exception):
+    """A newer lease epoch has written ``latest_eigen_scan``: this bridge lost the lease and must stop writing."""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    to_string = getattr(value, "to_string", None)  # HazelcastJsonValue
+    return to_string() if callable(to_string) else str(value)
+
+
+def _bridge(value: Any) -> dict[str, Any]:
+    text = _text(value)
+    if text is None:
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return {}
+    block = document.get("bridge") if isinstance(document, dict) else None
+    return block if isinstance(block, dict) else {}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def writer_epoch(value: Any) -> int:
+    """The highest epoch a latest document speaks for: its writer's, or the active's that claimed it; 0 if none."""
+    block = _bridge(value)
+    return max(_int(block.get(EPOCH_FIELD)), _int(block.get(FENCED_BY_FIELD)))
+
+
+def writer_host(value: Any) -> str | None:
+    """The machine that wrote a document (failover only), else None."""
+    host = _bridge(value).get(HOST_FIELD)
+    return host if isinstance(host, str) else None
+
+
+def claimed(text: str, epoch: int) -> str:
+    """``text`` (a scan document) with ``bridge.fenced_by_epoch`` set to ``epoch``; everything else unchanged.
+
+    ValueError when ``text`` is not a JSON object (a latest value nobody of ours wrote).
+    """
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError("latest value is not a JSON object")
+    block = document.get("bridge")
+    if not isinstance(block, dict):
+        block = {}
+    document["bridge"] = {**block, FENCED_BY_FIELD: epoch}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
