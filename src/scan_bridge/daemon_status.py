@@ -34,6 +34,12 @@ class DaemonStatus:
     last_exit_code: int | None = None
     last_decision: str | None = None
     report: FreshnessReport | None = None
+    #: Failover only (docs/high-availability.md): "active" or "standby", the lease epoch while active,
+    #: takeovers by this daemon, and when it last took over (UTC ISO). None/0 on a single machine.
+    role: str | None = None
+    epoch: int | None = None
+    takeovers_total: int = 0
+    active_since: str | None = None
 
 
 class Publisher(Protocol):
@@ -51,6 +57,12 @@ class Publisher(Protocol):
     def file_crashed_reader(self, status: DaemonStatus, file: str, reason: str) -> None: ...
 
     def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None: ...
+
+    def took_over(self, status: DaemonStatus, reason: str) -> None:
+        """Failover: this daemon took the lease (``status.epoch``) and starts its bridge."""
+
+    def stepped_down(self, status: DaemonStatus, reason: str) -> None:
+        """Failover: this daemon lost the lease and stopped its bridge."""
 
 
 class NullPublisher:
@@ -72,6 +84,12 @@ class NullPublisher:
     def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
         pass
 
+    def took_over(self, status: DaemonStatus, reason: str) -> None:
+        pass
+
+    def stepped_down(self, status: DaemonStatus, reason: str) -> None:
+        pass
+
 
 class Publishers:
     """Several publishers as one (the Prefect artifact and events, the Prometheus endpoint).
@@ -84,6 +102,8 @@ class Publishers:
 
     def _each(self, method: str, *args: Any) -> None:
         for publisher in self.publishers:
+            if not hasattr(publisher, method):
+                continue  # a publisher with nothing to say about failover (the Prometheus endpoint)
             try:
                 getattr(publisher, method)(*args)
             except Exception as exc:
@@ -106,3 +126,9 @@ class Publishers:
 
     def bridge_event(self, status: DaemonStatus, name: str, fields: dict[str, Any]) -> None:
         self._each("bridge_event", status, name, fields)
+
+    def took_over(self, status: DaemonStatus, reason: str) -> None:
+        self._each("took_over", status, reason)
+
+    def stepped_down(self, status: DaemonStatus, reason: str) -> None:
+        self._each("stepped_down", status, reason)

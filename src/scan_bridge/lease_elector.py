@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,9 +27,28 @@ from .lease import LeaseKeeper, LeaseRecord, Renew, Role, StepDown, Take, Wait
 from .lease_store import LeaseStore
 from .settings import HazelcastSettings
 
-__all__ = ["LeaseElector"]
+__all__ = ["LeaseElector", "SteppedDown", "TookOver"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TookOver:
+    """The supervisor's message: this machine took the lease with ``epoch``; start the bridge under it."""
+
+    epoch: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SteppedDown:
+    """The supervisor's message: this machine no longer holds the lease; stop the bridge at once."""
+
+    reason: str
+
+
+def _ignore(*_args: object) -> None:
+    pass
 
 
 def _wall_now() -> str:
@@ -47,8 +66,8 @@ class LeaseElector:
         *,
         lease_s: float,
         renew_s: float,
-        on_took_over: Callable[[int, str], None],
-        on_stepped_down: Callable[[str], None],
+        on_took_over: Callable[[int, str], None] = _ignore,
+        on_stepped_down: Callable[[str], None] = _ignore,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keeper = LeaseKeeper(machine, lease_s, renew_s)

@@ -37,9 +37,11 @@ from .health_check import FreshnessChecker
 from .health_classify import FreshnessReport
 from .health_status import HealthStatus
 from .health_ticker import HealthResult, HealthTicker
+from .lease_elector import SteppedDown, TookOver
 from .logs import CONSOLE_ONLY, printable
+from .names import FENCED_EXIT_CODE
 from .restart_policy import Action, Decision, ProcessState, RestartBudget, decide, describe_exit, settled_state
-from .settings import DaemonSettings
+from .settings import DaemonSettings, env_var
 
 __all__ = [  # the loop; and, under their old import path, the types it is wired with
     "BRIDGE_EVENTS",
@@ -91,7 +93,10 @@ class Supervisor:
         start_grace_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         process_factory: ProcessFactory = BridgeProcess,
+        elector: Any | None = None,
     ) -> None:
+        """``elector`` (failover, a :class:`~scan_bridge.lease_elector.LeaseElector`): start as a standby and
+        run the bridge only while this machine holds the lease; None: one machine, the bridge at once."""
         self.settings = settings
         self.argv = list(argv)
         self.env = dict(env)
@@ -110,6 +115,7 @@ class Supervisor:
         self._restarted_for_file: str | None = None
         self._ticker: HealthTicker | None = None
         self._checks_unsent = 0  # health lines since the last one sent to Prefect's log
+        self.elector = elector
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -130,12 +136,15 @@ class Supervisor:
             FreshnessChecker(self.settings),
             self.settings.health_interval_s,
             self.events.put,
-            lambda: self.process is not None and self.process.is_running(),
+            self._bridge_running,
             lambda: self.process.pid if self.process is not None else None,
         )
         reason, signalled = "stop requested", False
         try:
-            self._start_bridge()
+            if self.elector is None:
+                self._start_bridge()
+            else:
+                self._stand_by()
             self._ticker.start()
             while True:
                 try:
@@ -153,6 +162,8 @@ class Supervisor:
             try:
                 self._stop_bridge(reason, signalled)  # first: the ticker's stop may wait out a check in progress
             finally:
+                if self.elector is not None:
+                    self.elector.stop(release=True)  # only once the bridge is gone: never two writers
                 self._ticker.stop()
                 self._refresh_status()
                 self.publisher.stopped(self.status, reason)
@@ -188,12 +199,25 @@ class Supervisor:
                     return False
                 self.status.last_exit_code = code
                 if self.status.state in (ProcessState.STOPPING, ProcessState.BACKOFF):
+                    if self._standing_by():
+                        self.status.state = ProcessState.STOPPED
                     return False  # we stopped it ourselves
                 self.status.state = ProcessState.EXITED
+                if code == FENCED_EXIT_CODE and self.elector is not None:
+                    # Not a crash: a newer epoch wrote latest. Restarting would only be fenced again; the
+                    # elector's next renewal is refused and steps this daemon down (docs/high-availability.md).
+                    self.status.state = ProcessState.STOPPED  # not EXITED: the next health check would restart it
+                    self.log.warning("Bridge fenced: another machine holds a newer lease; not restarting it")
+                    self._refresh_status()
+                    return False
                 self.log.warning("Bridge %s", describe_exit(code))
                 self._act(decide(ProcessState.EXITED, budget=self.budget, now=self.clock(), returncode=code))
             case HealthResult(report=report, pid=pid):
                 self._on_report(report, pid)
+            case TookOver(epoch=epoch, reason=reason):
+                self._took_over(epoch, reason)
+            case SteppedDown(reason=reason):
+                self._stepped_down(reason)
             case StopRequest():
                 return True  # run() stops the bridge, and says so
         return False
@@ -216,6 +240,11 @@ class Supervisor:
             self.log.log(level, "Health: %s", printable(report.headline))
         else:
             self.log.log(level, "Health: %s", printable(report.headline), extra=CONSOLE_ONLY)
+        if self._standing_by():
+            # The data is another machine's to keep fresh: a standby reports, never restarts anything.
+            self._refresh_status()
+            self.publisher.health(self.status, previous)
+            return
         decision = decide(
             self.status.state,
             report,
@@ -275,6 +304,62 @@ class Supervisor:
             self.log.error(message)
             self.publisher.gave_up(self.status, message)
             raise GaveUp(message)
+
+    # -- failover (docs/high-availability.md) ----------------------------------------------------------
+
+    def _standing_by(self) -> bool:
+        return self.elector is not None and self.status.role != "active"
+
+    def _bridge_running(self) -> bool | None:
+        """For the health check: None while standing by (the running bridge is another machine's)."""
+        if self._standing_by():
+            return None
+        return self.process is not None and self.process.is_running()
+
+    def _stand_by(self) -> None:
+        assert self.elector is not None
+        self.status.role = "standby"
+        self.elector.on_took_over = lambda epoch, reason: self.events.put(TookOver(epoch, reason))
+        self.elector.on_stepped_down = lambda reason: self.events.put(SteppedDown(reason))
+        self.log.info(
+            "Standing by as machine %r: the bridge starts when this machine holds the lease (lease %gs, renewed every %gs)",
+            self.settings.machine_name, self.settings.lease_s, self.settings.lease_renew_s,
+        )
+        self.elector.start()
+
+    def _took_over(self, epoch: int, reason: str) -> None:
+        """This machine holds the lease: start the bridge under its epoch. Not a restart: the budget is untouched."""
+        from datetime import UTC, datetime
+
+        self.status.role, self.status.epoch = "active", epoch
+        self.status.takeovers_total += 1
+        self.status.active_since = datetime.now(UTC).isoformat(timespec="seconds")
+        self.env[env_var("lease_epoch")] = str(epoch)
+        self.env[env_var("machine_name")] = self.settings.machine_name
+        self._restart_at = None
+        self.log.warning("Took over as the active machine %r (lease epoch %d): %s; starting the bridge",
+                         self.settings.machine_name, epoch, printable(reason))
+        if self.process is not None and self.process.is_running():
+            self.status.state = ProcessState.STOPPING
+            self.process.kill()  # a bridge of an earlier epoch, fenced or not: never two of ours
+        self._start_bridge()
+        self._refresh_status()
+        self.publisher.took_over(self.status, reason)
+
+    def _stepped_down(self, reason: str) -> None:
+        """This machine lost the lease: SIGKILL the bridge (it must write nothing more), stand by again."""
+        self.status.role, self.status.epoch, self.status.active_since = "standby", None, None
+        self._restart_at = None
+        killed = ""
+        if self.process is not None and self.process.is_running():
+            self.status.state = ProcessState.STOPPING  # its Exited is ours, not a crash
+            killed = f" (bridge pid {self.process.pid} killed)"
+            self.process.kill()
+        else:
+            self.status.state = ProcessState.STOPPED
+        self.log.warning("Stepped down to standby%s: %s", killed, printable(reason))
+        self._refresh_status()
+        self.publisher.stepped_down(self.status, reason)
 
     # -- the bridge process -------------------------------------------------------------------------
 
