@@ -8,6 +8,7 @@ latest never moves back); a refused compare-and-set that finds a newer scan leav
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -86,7 +87,8 @@ def test_every_document_names_its_machine_and_epoch(sinks: Any, view: Any, setti
     assert latest(view, settings)["scan_number"] == 3 and latest(view, settings)["bridge"]["epoch"] == 3
     a.heartbeat(connected=True, pushed_total=3, rejected_total=0).result()
     beat = json.loads(view.get_map(settings.features_map).blocking().get(settings.heartbeat_key).to_string())
-    assert (beat["host"], beat["epoch"]) == ("machine-a", 3)
+    assert (beat["host"], beat["lease_epoch"]) == ("machine-a", 3)
+    assert abs(beat["epoch"] - time.time()) < 60, "the heartbeat's own epoch field is still its time"
 
 
 def test_a_stale_active_is_fenced_and_never_moves_latest(sinks: Any, view: Any, settings: HazelcastSettings) -> None:

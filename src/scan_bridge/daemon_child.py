@@ -56,6 +56,16 @@ def bridge_environment(settings: DaemonSettings) -> dict[str, str]:
     return env
 
 
+def failover_elector(settings: DaemonSettings) -> Any:
+    """Failover (``SCAN_BRIDGE_FAILOVER``): the lease elector that decides when this daemon's bridge runs; else None."""
+    if not settings.failover:
+        return None
+    from .lease_elector import LeaseElector
+
+    return LeaseElector(settings, settings.lease_key, settings.machine_name,
+                        lease_s=settings.lease_s, renew_s=settings.lease_renew_s)
+
+
 def bridge_pidfile(run_id: str, logger: Any) -> Path | None:
     """This run's pidfile in the private run-file directory (stale ones cleaned first); None if there is no safe place."""
     try:

@@ -37,7 +37,7 @@ from .daemon_artifact import (
     previous_history,
     render_markdown,
 )
-from .daemon_child import bridge_command, bridge_environment, bridge_pidfile, kill_bridge_hook
+from .daemon_child import bridge_command, bridge_environment, bridge_pidfile, failover_elector, kill_bridge_hook
 from .daemon_publisher import PrefectPublisher, heartbeat_payload
 from .settings import DaemonSettings
 from .supervisor import DaemonStatus, GaveUp, Publishers, Supervisor
@@ -160,6 +160,7 @@ def scan_bridge_daemon_flow(
         logger=logger,
         publisher=Publishers(publishers),
         pidfile=bridge_pidfile(run_id, logger),
+        elector=failover_elector(settings),
     )
     try:
         status = supervisor.run()

@@ -161,6 +161,18 @@ class PrefectPublisher:
         self._event(name, {**figures(status), "bridge": fields})
         self._artifact(status, force=True)
 
+    def took_over(self, status: DaemonStatus, reason: str) -> None:
+        """Failover: this daemon took the lease and started its bridge (an event, a marker in the history)."""
+        self._note(status, f"{names.TAKEOVER_NOTE}: epoch {status.epoch}: {reason}")
+        self._event(names.TOOK_OVER_EVENT, {**figures(status), **failover_payload(status), "reason": reason})
+        self._artifact(status, force=True)
+
+    def stepped_down(self, status: DaemonStatus, reason: str) -> None:
+        """Failover: this daemon lost the lease and killed its bridge; it stands by again."""
+        self._note(status, f"stepped down: {reason}")
+        self._event(names.STEPPED_DOWN_EVENT, {**figures(status), **failover_payload(status), "reason": reason})
+        self._artifact(status, force=True)
+
     def stopped(self, status: DaemonStatus, reason: str) -> None:
         """The daemon is ending on purpose (or gave up, already announced): not "daemon silent"."""
         self._event(names.DAEMON_STOPPED_EVENT, {**figures(status), "reason": reason})
@@ -243,4 +255,13 @@ def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
         "scan_number": None if report is None else report.scan_number,
         "bridge_state": status.state.value,
         "restarts_total": status.restarts_total,
+        **failover_payload(status),
     }
+
+
+def failover_payload(status: DaemonStatus) -> dict[str, Any]:
+    """Role, epoch, takeovers and since when active, under failover; nothing on a single machine (payloads as before)."""
+    if status.role is None:
+        return {}
+    return {"role": status.role, "epoch": status.epoch, "takeovers_total": status.takeovers_total,
+            "active_since": status.active_since}

@@ -461,7 +461,8 @@ class ScanSink:
             "member_silent": member_silent,
         }
         if self._epoch is not None:
-            document[EPOCH_FIELD] = self._epoch
+            # Not "epoch": that field is the heartbeat's time (seconds since 1970), which the health check reads.
+            document["lease_epoch"] = self._epoch
         return self._features.set(self._settings.heartbeat_key, HazelcastJsonValue(document))
 
     def close(self) -> bool:
