@@ -58,7 +58,9 @@ def test_timing_must_leave_room_for_a_missed_renewal() -> None:
     check_timing(5.0, 1.0)
     check_timing(2.0, 1.0)
     with pytest.raises(ValueError, match="at least twice"):
-        check_timing(1.5, 1.0)
+        check_timing(3.0, 2.0)
+    with pytest.raises(ValueError, match="fence re-check"):
+        check_timing(1.5, 0.5)
     with pytest.raises(ValueError, match="positive"):
         check_timing(5.0, 0.0)
     with pytest.raises(ValueError, match="non-empty name"):

@@ -20,7 +20,7 @@ import pytest
 from hazelcast.core import HazelcastJsonValue
 
 from scan_bridge.document import encode_body
-from scan_bridge.fencing import Fenced
+from scan_bridge.fencing import FENCE_RECHECK_S, Fenced
 from scan_bridge.ordering import history_key
 from scan_bridge.scanfile import ScanRecord
 from scan_bridge.settings import HazelcastSettings
@@ -136,3 +136,17 @@ def test_without_an_epoch_documents_are_as_before(sinks: Any, view: Any, setting
     push(one, 1)
     bridge = latest(view, settings)["bridge"]
     assert "epoch" not in bridge and "host" not in bridge
+
+
+def test_a_thawed_active_finds_out_before_it_writes_anything(sinks: Any, view: Any, settings: HazelcastSettings) -> None:
+    """Frozen (or idle) past FENCE_RECHECK_S while another machine took over: the next submit reads latest
+    first and raises Fenced, so not even the history entry of the scan in hand is written."""
+    a = sinks(1, "machine-a")
+    a.refresh()
+    push(a, 1)
+    b = sinks(2, "machine-b")
+    b.refresh()
+    time.sleep(FENCE_RECHECK_S + 0.2)  # the pause itself is the condition under test (a frozen process), not a wait
+    with pytest.raises(Fenced):
+        a.submit([scan(2)])
+    assert history_key(T0 + timedelta(seconds=2)) not in {int(k) for k in view.get_map(settings.history_map).blocking().key_set()}

@@ -18,7 +18,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["EPOCH_FIELD", "FENCED_BY_FIELD", "HOST_FIELD", "Fenced", "claimed", "writer_epoch", "writer_host"]
+__all__ = [
+    "EPOCH_FIELD", "FENCED_BY_FIELD", "FENCE_RECHECK_S", "HOST_FIELD", "Fenced", "claim_latest", "claimed", "writer_epoch",
+    "writer_host",
+]
+
+#: A bridge that has not confirmed its epoch on latest for this long (seconds: idle, or frozen and thawed)
+#: reads latest before its next write. A freeze long enough for a takeover (at least the lease, which
+#: must be longer than this) is always noticed before the thawed bridge writes anything.
+FENCE_RECHECK_S = 1.0
 
 #: Fields of a document's ``bridge`` block under failover.
 HOST_FIELD = "host"
@@ -63,6 +71,33 @@ def writer_host(value: Any) -> str | None:
     """The machine that wrote a document (failover only), else None."""
     host = _bridge(value).get(HOST_FIELD)
     return host if isinstance(host, str) else None
+
+
+def claim_latest(imap: Any, key: str, epoch: int, wait: Any, attempts: int = 5) -> Any:
+    """Mark latest (``key`` in ``imap``, a non-blocking map proxy) as claimed by ``epoch``; returns it as now held.
+
+    ``wait(future, what)`` waits with a deadline. Raises :class:`Fenced` when latest speaks for a higher
+    epoch. Used by the daemon right after it wins the lease (so the window in which an old active can
+    still move latest is one round trip, not a bridge's start) and by the bridge's first refresh.
+    """
+    from hazelcast.core import HazelcastJsonValue
+
+    latest = wait(imap.get(key), f"get {key}")
+    for _ in range(attempts):
+        theirs = writer_epoch(latest)
+        if theirs > epoch:
+            raise Fenced(f"{key} holds epoch {theirs} (written by {writer_host(latest) or 'another machine'}); "
+                         f"this bridge's lease epoch {epoch} is over: it writes nothing more")
+        if latest is None or theirs == epoch:
+            return latest
+        try:
+            mine = HazelcastJsonValue(claimed(_text(latest) or "", epoch))
+        except ValueError:
+            return latest  # not a document of ours: our first move replaces it, compare-and-set
+        if wait(imap.replace_if_same(key, latest, mine), f"claiming {key}"):
+            return mine
+        latest = wait(imap.get(key), f"get {key}")
+    raise RuntimeError(f"{key} kept changing while epoch {epoch} claimed it")
 
 
 def claimed(text: str, epoch: int) -> str:

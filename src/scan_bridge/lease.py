@@ -27,6 +27,8 @@ import json
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from .fencing import FENCE_RECHECK_S
+
 __all__ = [
     "DEFAULT_LEASE_S",
     "DEFAULT_RENEW_S",
@@ -49,9 +51,15 @@ DEFAULT_RENEW_S = 1.0
 
 
 def check_timing(lease_s: float, renew_s: float) -> None:
-    """ValueError unless ``0 < renew_s`` and ``lease_s >= 2 * renew_s`` (room for one missed renewal)."""
+    """ValueError unless ``0 < renew_s``, ``lease_s >= 2 * renew_s`` (room for one missed renewal) and
+    ``lease_s >= 2 * FENCE_RECHECK_S`` (a bridge frozen long enough for a takeover re-checks before writing)."""
     if not renew_s > 0 or not lease_s > 0:
         raise ValueError(f"lease_s ({lease_s:g}) and lease_renew_s ({renew_s:g}) must be positive")
+    if lease_s < 2 * FENCE_RECHECK_S:
+        raise ValueError(
+            f"lease_s ({lease_s:g}) must be at least {2 * FENCE_RECHECK_S:g} s: twice the bridge's fence re-check "
+            f"interval ({FENCE_RECHECK_S:g} s), so a bridge frozen through a takeover re-checks before it writes"
+        )
     if lease_s < 2 * renew_s:
         raise ValueError(
             f"lease_s ({lease_s:g}) must be at least twice lease_renew_s ({renew_s:g}): "

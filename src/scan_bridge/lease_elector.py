@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .document import format_timestamp
-from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, StartedClient
+from .fencing import claim_latest
+from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, StartedClient, wait_future
 from .lease import LeaseKeeper, LeaseRecord, Renew, Role, StepDown, Take, Wait
 from .lease_store import LeaseStore
 from .settings import HazelcastSettings
@@ -189,10 +190,22 @@ class LeaseElector:
         with self._lock:
             self.keeper.took(text, sent_at)
         record = LeaseRecord.from_json(text)
+        self._claim_latest(record.epoch)
         self.since = record.since
         log.info("Took the lease (epoch %d): %s", record.epoch, reason)
         self.on_took_over(record.epoch, reason)
         return 0.0
+
+    def _claim_latest(self, epoch: int) -> None:
+        """Claim latest_eigen_scan for the new epoch at once: an old active's next move of it then fails,
+        even before our bridge has started (fencing.claim_latest). Best effort: the bridge claims it too."""
+        assert self._store is not None
+        try:
+            claim_latest(self._store.map, self.settings.latest_key, epoch,
+                         lambda future, what: wait_future(future, self.call_timeout_s, what, self._stop.is_set))
+        except Exception as exc:  # noqa: BLE001 - the bridge's first refresh claims it (or is fenced) anyway
+            log.warning("Could not claim %s for epoch %d yet (%s: %s); the bridge will", self.settings.latest_key,
+                        epoch, type(exc).__name__, exc)
 
     def _active_turn(self, store: LeaseStore) -> float:
         now = self.clock()

@@ -40,7 +40,7 @@ from hazelcast.config import TopicOverloadPolicy
 from hazelcast.core import HazelcastJsonValue
 
 from .document import document_json, format_timestamp, parse_timestamp
-from .fencing import EPOCH_FIELD, HOST_FIELD, Fenced, claimed, writer_epoch, writer_host
+from .fencing import EPOCH_FIELD, FENCE_RECHECK_S, HOST_FIELD, Fenced, claim_latest, writer_epoch, writer_host
 from .hzcall import CLOSE_DEADLINE_S, StartedClient, wait_future
 from .logs import fields
 from .names import COUNTER_RESET
@@ -126,6 +126,7 @@ class ScanSink:
         self._settings = settings
         self._epoch = epoch
         self._latest_value: Any = None  # failover: latest as the cluster holds it, the compare-and-set's expectation
+        self._confirmed_at = -1e18  # failover: when our epoch was last seen to hold latest (monotonic)
         self._retention = retention
         self._abandon = abandon
         self._call_timeout = settings.hazelcast_call_timeout_s
@@ -156,9 +157,10 @@ class ScanSink:
         self._known = sorted(keys)
         self._numbers = {}
         self._in_flight = set()  # a batch that failed is pushed again by the reconcile that follows
-        latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
         if self._epoch is not None:
-            latest = self._claim(latest)
+            latest = self._claim()
+        else:
+            latest = self._wait(self._features.get(self._settings.latest_key), f"get {self._settings.latest_key}")
         self.latest = _scan_id_of(latest)
         self._repair_latest()
         return keys
@@ -175,29 +177,25 @@ class ScanSink:
                 f"this bridge's lease epoch {self._epoch} is over: it writes nothing more"
             )
 
-    def _claim(self, latest: Any) -> Any:
-        """Mark latest with our epoch (compare-and-set), so an older active's next move of it fails; returns it as now held."""
+    def _claim(self) -> Any:
+        """Mark latest with our epoch (compare-and-set), so an older active's next move of it fails; returns it as now held.
+
+        Usually the daemon claimed it already when it won the lease; then this only reads it.
+        """
         assert self._epoch is not None
+        latest = claim_latest(self._features, self._settings.latest_key, self._epoch, self._wait, LATEST_CAS_ATTEMPTS)
+        self._latest_value = latest
+        self._confirmed_at = time.monotonic()
+        return latest
+
+    def _recheck_fence(self) -> None:
+        """Before a write after a pause (idle, or frozen and thawed): read latest and stop if a newer epoch holds it."""
+        if self._epoch is None or time.monotonic() - self._confirmed_at < FENCE_RECHECK_S:
+            return
         key = self._settings.latest_key
-        for _ in range(LATEST_CAS_ATTEMPTS):
-            self._check_fence(latest)
-            if latest is None or writer_epoch(latest) >= self._epoch:
-                self._latest_value = latest
-                return latest
-            try:
-                mine = HazelcastJsonValue(claimed(latest.to_string() if isinstance(latest, HazelcastJsonValue) else str(latest), self._epoch))
-            except ValueError:
-                mine = None
-            if mine is not None and self._wait(self._features.replace_if_same(key, latest, mine), f"claiming {key}"):
-                log.info("Claimed %s for lease epoch %d (an older active can no longer move it)", key, self._epoch,
-                         extra=fields(event="latest_claimed", epoch=self._epoch))
-                self._latest_value = mine
-                return mine
-            if mine is None:  # not a document of ours: it will be replaced by our first move, compare-and-set
-                self._latest_value = latest
-                return latest
-            latest = self._wait(self._features.get(key), f"get {key}")
-        raise RuntimeError(f"{key} kept changing while this bridge claimed it for epoch {self._epoch}")
+        current = self._wait(self._features.get(key), f"get {key}")
+        self._check_fence(current)
+        self._confirmed_at = time.monotonic()
 
     def _move_latest(self, document: HazelcastJsonValue) -> tuple[Any, bool]:
         """Start moving latest to ``document``: (future, whether it is a compare-and-set to check)."""
@@ -322,6 +320,7 @@ class ScanSink:
         connection), so batches submitted oldest first leave the newest as latest. A record whose
         time is already in history (or earlier in this batch) is left out and logged.
         """
+        self._recheck_fence()  # failover: a thawed bridge finds out here, before it writes anything
         pushed_at = _now()
         documents: dict[int, HazelcastJsonValue] = {}
         kept: list[ScanRecord] = []
@@ -509,9 +508,10 @@ class PendingPush:
         deadline = time.monotonic() + (self.timeout_s or self._sink._call_timeout)
         for index, future in enumerate(self._futures):
             result = self._sink._wait(future, f"writing {len(self.numbers)} scans", max(deadline - time.monotonic(), 0.001))
-            if self._latest_cas is not None and index == self._latest_cas[0] and not ScanSink._moved(result, True):
-                if not self._sink._latest_refused(self._latest_cas[1], self._latest_cas[2]):
+            if self._latest_cas is not None and index == self._latest_cas[0]:
+                if not ScanSink._moved(result, True) and not self._sink._latest_refused(self._latest_cas[1], self._latest_cas[2]):
                     self._event, self.new_latest = None, None  # latest holds a newer scan: ours did not move it
+                self._sink._confirmed_at = time.monotonic()  # our epoch held latest (or a not newer one held it)
         if self._event is not None:
             self._sink._announce(self._event)
             self._event = None
