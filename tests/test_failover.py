@@ -4,6 +4,8 @@ a scanner writing 5 scans a second into the shared folder.
 
 Machine loss: SIGKILL the active machine's whole tree; the standby writes within the bound, no scan
 is missing, latest_eigen_scan never moves backwards, and every document names the machine that wrote it.
+Frozen machine: SIGSTOP the active tree past the lease, SIGCONT once the standby writes: the old
+active writes nothing after the takeover (every document's host and push time) and stands by.
 """
 
 from __future__ import annotations
@@ -75,8 +77,19 @@ class Machine:
                 pass
         psutil.wait_procs(processes, timeout=10)
 
+    def signal_tree(self, signum: int) -> list[psutil.Process]:
+        """SIGSTOP / SIGCONT every process of the machine (a frozen VM, a machine cut off and back)."""
+        processes = self.tree()
+        for p in processes:
+            try:
+                p.send_signal(signum)
+            except psutil.NoSuchProcess:
+                pass
+        return processes
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.signal_tree(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(20)
@@ -173,3 +186,62 @@ def test_machine_loss_a_standby_writes_within_the_bound_and_no_scan_is_missing(
     stamps = [ts for _t, ts, _n, _h in watcher.samples]
     assert stamps == sorted(stamps), "latest_eigen_scan moved backwards"
     assert len(watcher.samples) > 50
+
+
+def test_a_frozen_active_that_thaws_writes_nothing_and_stands_by(
+    hazelcast_cluster: ClusterInfo, machines: Any, tmp_path: Path
+) -> None:
+    env = {**hazelcast_cluster.env(), **unique_maps(), "SCAN_BRIDGE_WATCH_DIR": str(tmp_path / "scans")}
+    (tmp_path / "scans").mkdir()
+    view = View(env)
+    scanner = Scanner(tmp_path / "scans")
+    watcher = LatestWatcher(env)
+    try:
+        a = machines("machine-a", env)
+        wait_for(lambda: (view.latest() or {}).get("bridge", {}).get("host") == "machine-a", 60, "machine a writing")
+        b = machines("machine-b", env)
+        wait_for(lambda: "Standing by" in b.output(), 30, "machine b standing by")
+
+        frozen_at = time.monotonic()
+        a.signal_tree(signal.SIGSTOP)
+        wait_for(lambda: watcher.first_by("machine-b", frozen_at) is not None, TAKEOVER_BOUND_S + 15, "machine b writing")
+        time.sleep(1.0)  # b writes for a while; a stays frozen (the scenario, not a wait for something)
+        thawed_at = time.time()
+        # The bridge runs first after the thaw (which process a thawed machine schedules first is arbitrary):
+        # it finds new files at once, so only fencing, not its daemon's kill, can keep it from writing.
+        daemon, *children = a.tree()
+        for child in children:
+            child.send_signal(signal.SIGCONT)
+        time.sleep(1.5)  # the bridge alone, thawed (the scenario, not a wait for something)
+        daemon.send_signal(signal.SIGCONT)
+        wait_for(lambda: "Stepped down to standby" in a.output(), 30, "machine a stepping down")
+        assert "Fenced: latest_eigen_scan holds epoch 2" in a.output(), "the thawed bridge found out by itself"
+        time.sleep(2.0)  # a stands by while b keeps writing
+        scanner.stop()
+        on_disk = {scan_number_from_name(p) for p in (tmp_path / "scans").rglob("*.arrow")}
+        wait_for(lambda: view.history_keys() >= on_disk, 30, "every scan on disk in history")
+        documents = view.scans()
+        late = [d["scan_number"] for d in documents
+                if d["bridge"]["host"] == "machine-a" and _epoch_s(d["bridge"]["pushed_at"]) >= thawed_at]
+        assert late == [], f"machine a wrote after it thawed (lease lost): {late}"
+        assert {(d["bridge"]["host"], d["bridge"]["epoch"]) for d in documents} == {("machine-a", 1), ("machine-b", 2)}
+        assert view.history_keys() == on_disk
+        assert "Took over" not in a.output().split("Stepped down to standby")[-1], "a stands by, it does not fight back"
+        b.stop()
+        a.stop()
+    finally:
+        scanner.stop() if scanner.thread.is_alive() else None
+        watcher.close()
+        view.destroy_maps()
+        view.close()
+    hosts = [h for _t, _ts, _n, h in watcher.samples]
+    first_b = hosts.index("machine-b")
+    assert "machine-a" not in hosts[first_b:], "latest went back to machine a after the takeover"
+    stamps = [ts for _t, ts, _n, _h in watcher.samples]
+    assert stamps == sorted(stamps), "latest_eigen_scan moved backwards"
+
+
+def _epoch_s(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
