@@ -112,3 +112,19 @@ def test_a_standby_takes_over_a_lost_active_within_the_lease_and_a_release_at_on
     assert c.events[-1][:2] == ("took-over", 3)
     assert c.events[-1][2] - released_at < LEASE_S, "a released lease is taken without waiting for it to lapse"
     c.elector.stop()
+
+
+def test_deploy_status_reads_who_is_active(settings: HazelcastSettings) -> None:
+    """`deploy.py status`'s Failover line: nothing without a lease (one machine), else holder, since, epoch."""
+    from scan_bridge.lease_store import describe_lease, read_lease
+
+    assert read_lease(settings, "scan_bridge_lease", 10.0) is None
+    assert describe_lease(None) is None
+    machine = Machine(settings, "machine-a")
+    machine.elector.start()
+    wait_for(lambda: machine.elector.role is Role.ACTIVE, timeout=15, what="machine a to take the free lease")
+    line = describe_lease(read_lease(settings, "scan_bridge_lease", 10.0))
+    assert line is not None and line.startswith(f"machine-a active since {machine.elector.since} (lease epoch 1")
+    machine.elector.stop(release=True)
+    assert "no machine active: lease released at epoch 1" in (describe_lease(read_lease(settings, "scan_bridge_lease", 10.0)) or "")
+    assert describe_lease("junk").startswith("lease entry unreadable")  # type: ignore[union-attr]

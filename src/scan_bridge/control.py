@@ -346,6 +346,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     if freshness:  # the daemon's last 24 hours, as one line
         print(f"Last 24 h     : {freshness}")
+    failover = None if report.status is HealthStatus.ERROR else _failover_line()  # Hazelcast away: no second wait
+    if failover is not None:  # only where a lease exists: one machine shows what it always showed
+        print(f"Failover      : {failover}")
     if report.status is not HealthStatus.HEALTHY:
         problems.append("health is not healthy (see above)")
     for problem in dict.fromkeys(problems):
@@ -374,6 +377,18 @@ def _headline(report: Any) -> str:
 
 def _fmt(value: float | None, unit: str) -> str:
     return "—" if value is None else f"{value:.1f}{unit}"
+
+
+def _failover_line() -> str | None:
+    """Failover (docs/high-availability.md): the lease's holder, epoch and since; None when there is no lease."""
+    from .lease_store import describe_lease, read_lease
+    from .settings import DaemonSettings
+
+    settings = DaemonSettings()
+    try:
+        return describe_lease(read_lease(settings, settings.lease_key, settings.health_timeout_s))
+    except Exception as exc:  # noqa: BLE001 - the health line above already says when Hazelcast is away
+        return None if isinstance(exc, TimeoutError) else f"lease not readable ({type(exc).__name__})"
 
 
 def _health_report() -> Any:

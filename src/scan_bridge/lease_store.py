@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .hzcall import wait_future
+from .hzcall import CLOSE_DEADLINE_S, StartedClient, wait_future
 from .lease import LeaseRecord
+from .settings import HazelcastSettings
 
-__all__ = ["LeaseStore"]
+__all__ = ["LeaseStore", "describe_lease", "read_lease"]
 
 
 def _never() -> bool:
@@ -62,3 +63,33 @@ class LeaseStore:
     def erase(self) -> None:
         """Remove the entry whatever it holds (tests and an operator's reset only; never the daemon)."""
         self._wait(self.map.delete(self.key), "erasing")
+
+
+def read_lease(settings: HazelcastSettings, key: str, timeout_s: float) -> str | None:
+    """The lease entry's text from a client of its own (for ``deploy.py status``), within ``timeout_s`` in all.
+
+    None when there is no lease (one machine, failover off). Raises TimeoutError (or what the call
+    raised) when the cluster does not answer in time.
+    """
+    config = settings.client_config()
+    config.update(cluster_connect_timeout=timeout_s, invocation_timeout=timeout_s)
+    started = StartedClient(config)
+    try:
+        if not started.wait_connected(timeout_s):
+            raise TimeoutError(f"no Hazelcast cluster at {', '.join(settings.hazelcast_members)} within {timeout_s:g} s")
+        return LeaseStore(started.client.get_map(settings.features_map), key, timeout_s).read()
+    finally:
+        started.shutdown(CLOSE_DEADLINE_S)
+
+
+def describe_lease(text: str | None) -> str | None:
+    """One line for an operator: who is active, under which epoch, since when; None without a lease."""
+    if text is None:
+        return None
+    try:
+        record = LeaseRecord.from_json(text)
+    except ValueError as exc:
+        return f"lease entry unreadable ({exc})"
+    if record.holder is None:
+        return f"no machine active: lease released at epoch {record.epoch} (a standby takes it within a renewal)"
+    return f"{record.holder} active since {record.since or '?'} (lease epoch {record.epoch}: the last takeover)"
