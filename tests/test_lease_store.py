@@ -128,3 +128,25 @@ def test_deploy_status_reads_who_is_active(settings: HazelcastSettings) -> None:
     machine.elector.stop(release=True)
     assert "no machine active: lease released at epoch 1" in (describe_lease(read_lease(settings, "scan_bridge_lease", 10.0)) or "")
     assert describe_lease("junk").startswith("lease entry unreadable")  # type: ignore[union-attr]
+
+
+def test_a_lease_lost_from_the_map_restarts_above_the_epoch_on_latest(settings: HazelcastSettings, client: Any) -> None:
+    """The lease entry vanished (deleted, or lost with a partition) while latest still speaks for epoch 5:
+    the machine that takes the lease raises its epoch above 5 and claims latest, instead of holding a lease
+    under which its own bridge would be fenced at once."""
+    from hazelcast.core import HazelcastJsonValue
+
+    from scan_bridge.fencing import writer_epoch
+
+    features = client.get_map(settings.features_map).blocking()
+    document = '{"scan_number": 1, "timestamp": "2026-12-02T05:00:00.000000Z", "bridge": {"host": "machine-x", "epoch": 5}}'
+    features.set(settings.latest_key, HazelcastJsonValue(document))
+    machine = Machine(settings, "machine-a")
+    machine.elector.start()
+    try:
+        wait_for(lambda: machine.events, timeout=15, what="machine a to take the lease")
+        assert machine.events[0][:2] == ("took-over", 6)
+        assert writer_epoch(features.get(settings.latest_key)) == 6
+        assert LeaseRecord.from_json(features.get("scan_bridge_lease")).epoch == 6
+    finally:
+        machine.elector.stop()

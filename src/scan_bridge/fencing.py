@@ -37,6 +37,9 @@ FENCED_BY_FIELD = "fenced_by_epoch"
 class Fenced(Exception):
     """A newer lease epoch has written ``latest_eigen_scan``: this bridge lost the lease and must stop writing."""
 
+    def __init__(self, message: str, epoch: int = 0) -> None:
+        super().__init__(message)
+        self.epoch = epoch  # the newer epoch found
 
 def _text(value: Any) -> str | None:
     if value is None:
@@ -87,7 +90,7 @@ def claim_latest(imap: Any, key: str, epoch: int, wait: Any, attempts: int = 5) 
         theirs = writer_epoch(latest)
         if theirs > epoch:
             raise Fenced(f"{key} holds epoch {theirs} (written by {writer_host(latest) or 'another machine'}); "
-                         f"this bridge's lease epoch {epoch} is over: it writes nothing more")
+                         f"this bridge's lease epoch {epoch} is over: it writes nothing more", theirs)
         if latest is None or theirs == epoch:
             return latest
         try:

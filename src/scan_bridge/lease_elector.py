@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
 
 from .document import format_timestamp
-from .fencing import claim_latest
+from .fencing import Fenced, claim_latest
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, StartedClient, wait_future
 from .lease import LeaseKeeper, LeaseRecord, Renew, Role, StepDown, Take, Wait
 from .lease_store import LeaseStore
@@ -189,8 +188,10 @@ class LeaseElector:
     def _won(self, text: str, sent_at: float, reason: str) -> float:
         with self._lock:
             self.keeper.took(text, sent_at)
-        record = LeaseRecord.from_json(text)
-        self._claim_latest(record.epoch)
+        self._claim_latest(LeaseRecord.from_json(text).epoch)
+        if self.keeper.role is not Role.ACTIVE or self.keeper.record is None:
+            return 0.0  # lost it again while raising the epoch
+        record = self.keeper.record
         self.since = record.since
         log.info("Took the lease (epoch %d): %s", record.epoch, reason)
         self.on_took_over(record.epoch, reason)
@@ -198,11 +199,36 @@ class LeaseElector:
 
     def _claim_latest(self, epoch: int) -> None:
         """Claim latest_eigen_scan for the new epoch at once: an old active's next move of it then fails,
-        even before our bridge has started (fencing.claim_latest). Best effort: the bridge claims it too."""
+        even before our bridge has started (fencing.claim_latest). Best effort: the bridge claims it too.
+
+        Latest may speak for a higher epoch than the lease entry (the entry was lost: an operator's
+        delete, a partition lost without backup): then our lease moves above it first, or our own
+        bridge would be fenced at its first refresh and this machine would hold a lease nobody uses.
+        """
         assert self._store is not None
+        wait = lambda future, what: wait_future(future, self.call_timeout_s, what, self._stop.is_set)  # noqa: E731
         try:
-            claim_latest(self._store.map, self.settings.latest_key, epoch,
-                         lambda future, what: wait_future(future, self.call_timeout_s, what, self._stop.is_set))
+            try:
+                claim_latest(self._store.map, self.settings.latest_key, epoch, wait)
+            except Fenced as fenced:
+                with self._lock:
+                    self.keeper.note_epoch(fenced.epoch)
+                    current = self.keeper.mine
+                    record = self.keeper.record
+                assert current is not None and record is not None
+                higher = replace(record, epoch=fenced.epoch + 1, renewal=record.renewal + 1)
+                sent_at = self.clock()
+                done, found = self._store.swap(current, higher)
+                if not done:
+                    with self._lock:
+                        step = self.keeper.renew_refused(found, self.clock())
+                    if isinstance(step, StepDown):
+                        self._lost(step)
+                    return
+                with self._lock:
+                    self.keeper.took(higher.to_json(), sent_at)
+                log.warning("Lease epoch raised from %d to %d above latest_eigen_scan's", epoch, higher.epoch)
+                claim_latest(self._store.map, self.settings.latest_key, higher.epoch, wait)
         except Exception as exc:  # noqa: BLE001 - the bridge's first refresh claims it (or is fenced) anyway
             log.warning("Could not claim %s for epoch %d yet (%s: %s); the bridge will", self.settings.latest_key,
                         epoch, type(exc).__name__, exc)
@@ -255,9 +281,3 @@ class LeaseElector:
                 return self._lost(step)
         return min(self.keeper.renew_s, 0.5)
 
-
-def describe(elector: LeaseElector | None) -> dict[str, Any]:
-    """The role, epoch and since of an elector, for logs and the artifact (``{}`` without failover)."""
-    if elector is None:
-        return {}
-    return {"role": elector.role.value, "epoch": elector.epoch, "since": elector.since}

@@ -174,7 +174,8 @@ class ScanSink:
         if theirs > self._epoch:
             raise Fenced(
                 f"{self._settings.latest_key} holds epoch {theirs} (written by {writer_host(value) or 'another machine'}); "
-                f"this bridge's lease epoch {self._epoch} is over: it writes nothing more"
+                f"this bridge's lease epoch {self._epoch} is over: it writes nothing more",
+                theirs,
             )
 
     def _claim(self) -> Any:
