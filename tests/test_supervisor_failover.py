@@ -91,3 +91,15 @@ def test_an_active_bridge_that_crashes_is_restarted_under_the_same_epoch() -> No
     assert [e[0] for e in h.history if e[0] in ("start", "restarted")] == ["start", "restarted", "start"]
     assert [env["SCAN_BRIDGE_LEASE_EPOCH"] for env in h.envs] == ["4", "4"]
     assert status.restarts_total == 1 and status.takeovers_total == 1
+
+
+def test_the_artifact_and_heartbeat_say_the_role_only_under_failover() -> None:
+    from scan_bridge.daemon_artifact import figures, render_markdown
+    from scan_bridge.daemon_publisher import heartbeat_payload
+    from scan_bridge.daemon_status import DaemonStatus
+
+    single = DaemonStatus()
+    assert "role" not in figures(single) and "role" not in heartbeat_payload(single)
+    active = DaemonStatus(role="active", epoch=3, takeovers_total=2, active_since="2026-12-02T05:00:00+00:00")
+    assert figures(active)["role"] == "active" and heartbeat_payload(active)["epoch"] == 3
+    assert "| role | active |" in render_markdown(active) and "| epoch | 3 |" in render_markdown(active)

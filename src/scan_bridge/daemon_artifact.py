@@ -29,6 +29,14 @@ _FIGURES_MARK = "<!-- figures: "
 _SAID_ABOVE = ("status", "cause", "message", "detail")
 
 
+def failover_figures(status: DaemonStatus) -> dict[str, Any]:
+    """Role, lease epoch, takeovers and since when active, under failover; nothing on a single machine."""
+    if status.role is None:
+        return {}
+    return {"role": status.role, "epoch": status.epoch, "takeovers_total": status.takeovers_total,
+            "active_since": status.active_since}
+
+
 def figures(status: DaemonStatus) -> dict[str, Any]:
     report = status.report
     figures: dict[str, Any] = {
@@ -38,6 +46,7 @@ def figures(status: DaemonStatus) -> dict[str, Any]:
         "restarts_total": status.restarts_total,
         "restarts_in_window": status.restarts_in_window,
         "last_exit_code": status.last_exit_code,
+        **failover_figures(status),
     }
     if report is not None:
         figures.update(

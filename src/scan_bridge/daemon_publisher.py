@@ -25,7 +25,7 @@ from prefect.client.orchestration import get_client
 from prefect.events import emit_event
 
 from . import health_chart, names
-from .daemon_artifact import ARTIFACT_INTERVAL_S, artifact_key, figures, previous_history, render_markdown
+from .daemon_artifact import ARTIFACT_INTERVAL_S, artifact_key, failover_figures, figures, previous_history, render_markdown
 from .daemon_status import DaemonStatus, status_changed
 from .health_classify import FreshnessReport
 from .health_history import HealthHistory
@@ -164,13 +164,13 @@ class PrefectPublisher:
     def took_over(self, status: DaemonStatus, reason: str) -> None:
         """Failover: this daemon took the lease and started its bridge (an event, a marker in the history)."""
         self._note(status, f"{names.TAKEOVER_NOTE}: epoch {status.epoch}: {reason}")
-        self._event(names.TOOK_OVER_EVENT, {**figures(status), **failover_payload(status), "reason": reason})
+        self._event(names.TOOK_OVER_EVENT, {**figures(status), "reason": reason})
         self._artifact(status, force=True)
 
     def stepped_down(self, status: DaemonStatus, reason: str) -> None:
         """Failover: this daemon lost the lease and killed its bridge; it stands by again."""
         self._note(status, f"stepped down: {reason}")
-        self._event(names.STEPPED_DOWN_EVENT, {**figures(status), **failover_payload(status), "reason": reason})
+        self._event(names.STEPPED_DOWN_EVENT, {**figures(status), "reason": reason})
         self._artifact(status, force=True)
 
     def stopped(self, status: DaemonStatus, reason: str) -> None:
@@ -255,13 +255,6 @@ def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:
         "scan_number": None if report is None else report.scan_number,
         "bridge_state": status.state.value,
         "restarts_total": status.restarts_total,
-        **failover_payload(status),
+        **failover_figures(status),
     }
 
-
-def failover_payload(status: DaemonStatus) -> dict[str, Any]:
-    """Role, epoch, takeovers and since when active, under failover; nothing on a single machine (payloads as before)."""
-    if status.role is None:
-        return {}
-    return {"role": status.role, "epoch": status.epoch, "takeovers_total": status.takeovers_total,
-            "active_since": status.active_since}
