@@ -112,16 +112,66 @@ def cmd_create(args: argparse.Namespace) -> int:
         print(f"prefect deploy failed (exit {result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}", file=sys.stderr)
         return 1
     print(f"deployment {FULL_NAME}: created or updated from {project_dir() / 'prefect.yaml'}")
+    machines = args.machine or []
+    if machines:
+        with _client() as client:
+            for machine in machines:
+                print(f"deployment {FLOW}/{ensure_machine_deployment(client, machine)}: created or updated "
+                      f"(work queue {machine!r}, failover on)")
+        print("next, on each machine: python deploy.py start --machine NAME, then python deploy.py run --machine NAME")
+        return 0
     print(f"next: python deploy.py start   (a worker on {POOL}), then python deploy.py run")
     return 0
+
+
+def check_machine(name: str) -> str:
+    """A machine name usable as a work queue and in a deployment name: letters, digits, ``-``, ``_``, ``.``."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a machine name (letters, digits, '.', '_', '-'; at most 63)")
+    return name
+
+
+def ensure_machine_deployment(client: Any, machine: str) -> str:
+    """Failover (docs/high-availability.md): the deployment of ``machine``'s daemon, a copy of the main one.
+
+    Same flow, entrypoint, pull steps and parameters as the deployment ``prefect.yaml`` made; its own
+    work queue (``machine``: only that machine's worker runs it), its own concurrency limit of 1, and
+    job variables that turn failover on under the machine's name. Safe to repeat (updated in place).
+    """
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+
+    base = client.read_deployment_by_name(FULL_NAME)
+    name = names.machine_deployment(machine)
+    client.create_deployment(
+        flow_id=base.flow_id,
+        name=name,
+        description=f"The scan bridge daemon on machine {machine}: active or standby (failover, docs/high-availability.md).",
+        work_pool_name=POOL,
+        work_queue_name=machine,
+        entrypoint=base.entrypoint,
+        path=base.path,
+        pull_steps=base.pull_steps,
+        parameter_openapi_schema=base.parameter_openapi_schema,
+        parameters=base.parameters,
+        tags=[*base.tags, "failover"],
+        concurrency_limit=1,
+        concurrency_options=ConcurrencyOptions(collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+        job_variables={"env": {"SCAN_BRIDGE_FAILOVER": "true", "SCAN_BRIDGE_MACHINE_NAME": machine,
+                               "SCAN_BRIDGE_DAEMON_NAME": name}},
+    )
+    return name
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     url = require_api()
     env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL]
-    if args.name:
-        argv += ["--name", args.name]
+    if args.machine:  # failover: this machine's worker runs this machine's deployment only
+        argv += ["--work-queue", args.machine]
+    if args.name or args.machine:
+        argv += ["--name", args.name or args.machine]
     worker = subprocess.Popen(argv, env=env, cwd=project_dir())
 
     def forward(signum: int, _frame: Any) -> None:
@@ -136,13 +186,26 @@ def cmd_start(args: argparse.Namespace) -> int:
 # -- run / stop ---------------------------------------------------------------------------------------
 
 
-def _deployment(client: Any) -> Any | None:
+def _full_name(machine: str | None = None) -> str:
+    return FULL_NAME if machine is None else f"{FLOW}/{names.machine_deployment(machine)}"
+
+
+def _deployment(client: Any, machine: str | None = None) -> Any | None:
     from prefect.exceptions import ObjectNotFound
 
     try:
-        return client.read_deployment_by_name(FULL_NAME)
+        return client.read_deployment_by_name(_full_name(machine))
     except ObjectNotFound:
         return None
+
+
+def _machine_deployments(client: Any) -> list[Any]:
+    """Failover: the per-machine deployments (``deploy.py create --machine``), by name."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    found = client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=["failover"])))
+    prefix = names.DEPLOYMENT_NAME + "-"
+    return sorted((d for d in found if d.name.startswith(prefix)), key=lambda d: d.name)
 
 
 def _runs(client: Any, deployment_id: Any, states: list[str] | None = None, limit: int = 10) -> list[Any]:
@@ -169,9 +232,10 @@ def _runs(client: Any, deployment_id: Any, states: list[str] | None = None, limi
 def cmd_run(args: argparse.Namespace) -> int:
     url = require_api()
     with _client() as client:
-        deployment = _deployment(client)
+        deployment = _deployment(client, args.machine)
         if deployment is None:
-            print(f"no deployment {FULL_NAME}: run `python deploy.py create` first", file=sys.stderr)
+            create = "`python deploy.py create" + (f" --machine {args.machine}`" if args.machine else "`")
+            print(f"no deployment {_full_name(args.machine)}: run {create} first", file=sys.stderr)
             return 1
         run = client.create_flow_run_from_deployment(deployment.id)
     print(f"flow run {run.name} ({run.id}) scheduled; a worker on {POOL} picks it up")
@@ -189,9 +253,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     require_api()
     with _client() as client:
-        deployment = _deployment(client)
+        deployment = _deployment(client, args.machine)
         if deployment is None:
-            print(f"no deployment {FULL_NAME}", file=sys.stderr)
+            print(f"no deployment {_full_name(args.machine)}", file=sys.stderr)
             return 1
         runs = _runs(client, deployment.id, ACTIVE_STATES)
         if not runs:
@@ -337,6 +401,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif deployment is not None:
             print("Flow run      : none yet")
             problems.append("`python deploy.py run`")
+        for machine in _machine_deployments(client):
+            last = _runs(client, machine.id, limit=1)
+            state = last[0].state_type.value if last and last[0].state_type else "no run"
+            print(f"Machine       : {machine.name.removeprefix(names.DEPLOYMENT_NAME + '-')} (work queue {machine.work_queue_name}): {state}")
         print(f"Alerts        : {_alerts_line(client)}")
     report = _health_report()
     print(f"Health        : {_headline(report)}")
@@ -454,16 +522,23 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python deploy.py", description="Deploy and operate the scan bridge daemon.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("create", help="create the work pool (if missing) and the deployment from prefect.yaml; safe to repeat",
-                   description="Create the work pool (if missing) and the deployment from prefect.yaml; safe to repeat.").set_defaults(func=cmd_create)
+    create = sub.add_parser("create", help="create the work pool (if missing) and the deployment from prefect.yaml; safe to repeat",
+                            description="Create the work pool (if missing) and the deployment from prefect.yaml; safe to repeat.")
+    create.add_argument("--machine", action="append", type=check_machine, metavar="NAME",
+                        help="failover: also a deployment for machine NAME (its own work queue; repeat for each machine; docs/high-availability.md)")
+    create.set_defaults(func=cmd_create)
     start = sub.add_parser("start", help=f"run a worker on {POOL} in the foreground (Ctrl+C stops it)",
                            description=f"Run a worker on {POOL} in the foreground, like `prefect worker start --pool {POOL}`; Ctrl+C stops it.")
     start.add_argument("--name", help="worker name")
+    start.add_argument("--machine", type=check_machine, metavar="NAME", help="failover: serve machine NAME's work queue only (worker named NAME)")
     start.set_defaults(func=cmd_start)
-    sub.add_parser("run", help="start a flow run of the deployment", description="Start a flow run of the deployment.").set_defaults(func=cmd_run)
+    run = sub.add_parser("run", help="start a flow run of the deployment", description="Start a flow run of the deployment.")
+    run.add_argument("--machine", type=check_machine, metavar="NAME", help="failover: run machine NAME's deployment")
+    run.set_defaults(func=cmd_run)
     stop = sub.add_parser("stop", help="cancel the running daemon (its bridge goes with it)",
                           description="Cancel the active run(s) of the deployment; the bridge goes with them.")
     stop.add_argument("--force", action="store_true", help="mark runs CANCELLED without a worker (a run whose worker died), freeing the concurrency slot, and stop the run's daemon and bridge if they still run on this machine")
+    stop.add_argument("--machine", type=check_machine, metavar="NAME", help="failover: stop machine NAME's daemon")
     stop.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cancellation (with --force: for the run's killed processes to be gone) (default 30)")
     stop.set_defaults(func=cmd_stop)
     sub.add_parser("status", help="one screen: API, pool and workers, deployment, run, health; exit 1 if anything is wrong",

@@ -16,6 +16,11 @@ DEPLOYMENT_NAME = DAEMON_NAME
 DEPLOYMENT_FULL_NAME = f"{FLOW_NAME}/{DEPLOYMENT_NAME}"
 #: The daemon's name when it runs outside a deployment (``python -m scan_bridge.daemon_flow``).
 STANDALONE_NAME = "standalone"
+def machine_deployment(machine: str) -> str:
+    """Failover: the deployment of one machine's daemon (``deploy.py create --machine NAME``); its work queue is ``machine``."""
+    return f"{DEPLOYMENT_NAME}-{machine}"
+
+
 #: The process work pool ``deploy.py create`` makes and ``prefect.yaml`` names.
 WORK_POOL = "dolphin-daemon-pool"
 #: The module path of the flow a deployment runs (``prefect.yaml``'s entrypoint). Kept working for
