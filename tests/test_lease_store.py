@@ -92,8 +92,8 @@ def test_a_standby_takes_over_a_lost_active_within_the_lease_and_a_release_at_on
     assert a.elector.epoch == 1 and a.elector.may_write()
     b = Machine(settings, "machine-b")
     b.elector.start()
-    # Well past one lease: a renews, b never takes over (an observation window, not a wait for something).
-    holds_for(lambda: b.elector.role is Role.STANDBY and a.elector.role is Role.ACTIVE, 2 * LEASE_S)
+    # Past one lease and a look: a renews, b never takes over (an observation window, not a wait for something).
+    holds_for(lambda: b.elector.role is Role.STANDBY and a.elector.role is Role.ACTIVE, LEASE_S + 2 * RENEW_S)
 
     lost_at = time.monotonic()
     a.elector.stop(release=False)  # machine a is lost: no release, no more renewals
