@@ -401,7 +401,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif deployment is not None:
             print("Flow run      : none yet")
             problems.append("`python deploy.py run`")
-        for machine in _machine_deployments(client):
+        # Failover: the machines' deployments (copies of the main one, so only where it exists).
+        machines = _machine_deployments(client) if deployment is not None else []
+        for machine in machines:
             last = _runs(client, machine.id, limit=1)
             state = last[0].state_type.value if last and last[0].state_type else "no run"
             print(f"Machine       : {machine.name.removeprefix(names.DEPLOYMENT_NAME + '-')} (work queue {machine.work_queue_name}): {state}")
@@ -414,8 +416,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     if freshness:  # the daemon's last 24 hours, as one line
         print(f"Last 24 h     : {freshness}")
-    failover = None if report.status is HealthStatus.ERROR else _failover_line()  # Hazelcast away: no second wait
-    if failover is not None:  # only where a lease exists: one machine shows what it always showed
+    # Only with machines deployed (one machine's screen is what it always was), and not while Hazelcast is away.
+    failover = _failover_line() if machines and report.status is not HealthStatus.ERROR else None
+    if failover is not None:
         print(f"Failover      : {failover}")
     if report.status is not HealthStatus.HEALTHY:
         problems.append("health is not healthy (see above)")
