@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +82,18 @@ class Stack:
         )
         return self.worker
 
+    def stop_leftover_worker(self) -> None:
+        """A test that failed half-way left its worker: it, its flow runs and their bridges go, so that
+        the next test starts from no worker (one failure must not fail the tests after it)."""
+        if self.worker is None:
+            return
+        under = descendants(self.worker.pid)
+        self.worker.stop(signal.SIGINT, timeout=60)
+        self.worker = None
+        for pid in still_running(under):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+
     def diagnostics(self) -> str:
         parts = [self.server.tail(3000), self.scanner.tail(1000)]
         if self.worker is not None:
@@ -114,16 +128,19 @@ def stack(hazelcast_cluster, tmp_path_factory):
         server.wait_ready(90)
         yield stack
     finally:
-        if stack.worker is not None:  # a test failed half-way: the worker, its flow runs and their bridges go
-            under = descendants(stack.worker.pid)
-            stack.worker.stop(signal.SIGINT, timeout=30)
-            for pid in still_running(under):
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(pid).kill()
+        stack.stop_leftover_worker()
         scanner.stop(signal.SIGTERM, timeout=10)
         server.stop()
         for bridge in bridges_for(scans):  # never leave one behind, whatever failed above
             bridge.kill()
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_after_a_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    stack = request.node.funcargs.get("stack")  # only tests that use the stack (never starts one)
+    if isinstance(stack, Stack):
+        stack.stop_leftover_worker()
 
 
 def test_deployment_lifecycle(stack: Stack) -> None:
@@ -237,9 +254,11 @@ def test_deployment_lifecycle(stack: Stack) -> None:
 
     # -- the worker: Ctrl+C ends it with 0 and nothing under it -----------------------------------
     children = descendants(worker.pid)
-    assert worker.stop(signal.SIGINT, timeout=30) == 0, worker.tail()
+    assert worker.stop(signal.SIGINT, timeout=60) == 0, worker.tail()
     stack.worker = None
     assert still_running(children) == {}
+    if "ending it with SIGABRT" in worker.log_text():  # ended in time, but Prefect's own stop hung
+        warnings.warn(f"the Prefect worker needed deploy.py start's SIGABRT to stop; its stacks:\n{worker.tail(20000)}")
 
 
 def test_status_without_server_names_the_address(stack: Stack) -> None:
@@ -394,7 +413,7 @@ def test_stop_force_after_the_worker_died_leaves_no_bridge(stack: Stack) -> None
 
         # The concurrency slot is free again: the next run starts a bridge.
         stack.worker = None
-        launcher.stop(signal.SIGINT)
+        launcher.stop(signal.SIGINT, timeout=60)
         again_worker = stack.start_worker()
         again = deploy_py(env, "run")
         assert again.returncode == 0, describe(again)
@@ -404,7 +423,7 @@ def test_stop_force_after_the_worker_died_leaves_no_bridge(stack: Stack) -> None
         stopped = deploy_py(env, "stop")
         assert stopped.returncode == 0, describe(stopped)
         assert server.run_state(again_id)[0] == "CANCELLED"
-        assert again_worker.stop(signal.SIGINT, timeout=30) == 0, again_worker.tail()
+        assert again_worker.stop(signal.SIGINT, timeout=60) == 0, again_worker.tail()
         stack.worker = None
     finally:
         for pid in (flow_pid, bridge_pid):
@@ -519,5 +538,5 @@ def test_cancel_after_a_server_outage_stops_the_daemon_and_its_bridge(stack: Sta
     assert stack.server.run_state(run_id)[0] == "CANCELLED", stack.server.run_state(run_id)
     wait_for(lambda: gone_or_zombie(bridge.pid), 30, f"bridge {bridge.pid} to be gone")
     assert bridges_for(stack.scans) == []
-    assert worker.stop(signal.SIGINT, timeout=30) == 0, worker.tail()
+    assert worker.stop(signal.SIGINT, timeout=60) == 0, worker.tail()
     stack.worker = None
