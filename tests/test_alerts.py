@@ -337,6 +337,7 @@ def test_killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_
     assert [m.body["text"].split(":")[1].strip() for m in receiver.matching(about(name))] == ["DAEMON SILENT"]
 
 
+@pytest.mark.extended  # ~30 s: CI only, see pyproject.toml
 def test_stopped_daemon_is_not_silent_and_its_crashed_run_alerts(prefect_server, client, scanner, hz_env, start_daemon, receiver):
     """Discord format. A deliberate stop says goodbye (scan-bridge.daemon-stopped): no 'daemon silent'.
     A standalone daemon stopped by SIGTERM ends Crashed in Prefect, which alerts as such."""

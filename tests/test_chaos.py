@@ -158,6 +158,7 @@ def test_the_referee_flags_latest_moving_backwards_and_keys_nobody_wrote(hazelca
 # -- the CI run -------------------------------------------------------------------------------------
 
 
+@pytest.mark.extended  # ~2.5 min (every fault once, under a real worker): CI only, see pyproject.toml
 def test_a_short_seeded_chaos_run_injects_every_fault_and_breaks_no_invariant(tmp_path: Path):
     report = tmp_path / "chaos.md"
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +82,18 @@ class Stack:
         )
         return self.worker
 
+    def stop_leftover_worker(self) -> None:
+        """A test that failed half-way left its worker: it, its flow runs and their bridges go, so that
+        the next test starts from no worker (one failure must not fail the tests after it)."""
+        if self.worker is None:
+            return
+        under = descendants(self.worker.pid)
+        self.worker.stop(signal.SIGINT, timeout=60)
+        self.worker = None
+        for pid in still_running(under):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+
     def diagnostics(self) -> str:
         parts = [self.server.tail(3000), self.scanner.tail(1000)]
         if self.worker is not None:
@@ -114,16 +128,19 @@ def stack(hazelcast_cluster, tmp_path_factory):
         server.wait_ready(90)
         yield stack
     finally:
-        if stack.worker is not None:  # a test failed half-way: the worker, its flow runs and their bridges go
-            under = descendants(stack.worker.pid)
-            stack.worker.stop(signal.SIGINT, timeout=30)
-            for pid in still_running(under):
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(pid).kill()
+        stack.stop_leftover_worker()
         scanner.stop(signal.SIGTERM, timeout=10)
         server.stop()
         for bridge in bridges_for(scans):  # never leave one behind, whatever failed above
             bridge.kill()
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_after_a_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    stack = request.node.funcargs.get("stack")  # only tests that use the stack (never starts one)
+    if isinstance(stack, Stack):
+        stack.stop_leftover_worker()
 
 
 def test_deployment_lifecycle(stack: Stack) -> None:
@@ -173,8 +190,12 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     assert any("Caught up" in m or "Pushed" in m for m in bridge_lines), bridge_lines
 
     # -- status: one screen, all well --------------------------------------------------------------
+    # The hour in progress shows a block once the artifact holds a check that read a data age (the
+    # daemon's first checks may predate the first scan pushed: "?" until the next artifact update).
+    hour_in_progress = re.compile(r"^Last 24 h     : \S*[▁▂▃▄▅▆▇█]·?  ", re.M)
     status = wait_for(
-        lambda: (r := deploy_py(env, "status")).returncode == 0 and r, 60, "deploy.py status exit 0", interval=1
+        lambda: (r := deploy_py(env, "status")).returncode == 0 and hour_in_progress.search(r.stdout) and r,
+        90, "deploy.py status exit 0 with a block for the hour in progress", interval=1,
     )
     run_name = server.get(f"/flow_runs/{run_id}")["name"]
     assert f"{run_name} RUNNING" in status.stdout, describe(status)
@@ -184,7 +205,7 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     # The last 24 hours as one line of blocks, read from the daemon's artifact: its checks so far are on it.
     assert re.search(r"^Last 24 h     : [▁▂▃▄▅▆▇█·?]{24}  worst data age per hour", status.stdout, re.M), describe(status)
     # The hour in progress has the daemon's checks (or, just past an hour's end, the hour before it).
-    assert re.search(r"^Last 24 h     : \S*[▁▂▃▄▅▆▇█]·?  ", status.stdout, re.M), describe(status)
+    assert hour_in_progress.search(status.stdout), describe(status)
 
     # -- a second run: cancelled by the deployment's concurrency limit, no second bridge ---------
     bridges = bridges_for(stack.scans)
@@ -237,9 +258,11 @@ def test_deployment_lifecycle(stack: Stack) -> None:
 
     # -- the worker: Ctrl+C ends it with 0 and nothing under it -----------------------------------
     children = descendants(worker.pid)
-    assert worker.stop(signal.SIGINT, timeout=30) == 0, worker.tail()
+    assert worker.stop(signal.SIGINT, timeout=60) == 0, worker.tail()
     stack.worker = None
     assert still_running(children) == {}
+    if "ending it with SIGABRT" in worker.log_text():  # ended in time, but Prefect's own stop hung
+        warnings.warn(f"the Prefect worker needed deploy.py start's SIGABRT to stop; its stacks:\n{worker.tail(20000)}")
 
 
 def test_status_without_server_names_the_address(stack: Stack) -> None:
@@ -356,6 +379,7 @@ def prefect_worker_pid(launcher: Proc) -> int:
     return wait_for(find, 30, "the prefect worker process under deploy.py start", interval=0.2)
 
 
+@pytest.mark.extended  # ~40 s (two runs, a killed worker): CI only, see pyproject.toml
 def test_stop_force_after_the_worker_died_leaves_no_bridge(stack: Stack) -> None:
     """docs/operations.md: a run whose worker died stays RUNNING; status says so; stop --force ends it."""
     env, server = stack.env, stack.server
@@ -394,7 +418,7 @@ def test_stop_force_after_the_worker_died_leaves_no_bridge(stack: Stack) -> None
 
         # The concurrency slot is free again: the next run starts a bridge.
         stack.worker = None
-        launcher.stop(signal.SIGINT)
+        launcher.stop(signal.SIGINT, timeout=60)
         again_worker = stack.start_worker()
         again = deploy_py(env, "run")
         assert again.returncode == 0, describe(again)
@@ -404,7 +428,7 @@ def test_stop_force_after_the_worker_died_leaves_no_bridge(stack: Stack) -> None
         stopped = deploy_py(env, "stop")
         assert stopped.returncode == 0, describe(stopped)
         assert server.run_state(again_id)[0] == "CANCELLED"
-        assert again_worker.stop(signal.SIGINT, timeout=30) == 0, again_worker.tail()
+        assert again_worker.stop(signal.SIGINT, timeout=60) == 0, again_worker.tail()
         stack.worker = None
     finally:
         for pid in (flow_pid, bridge_pid):
@@ -413,6 +437,7 @@ def test_stop_force_after_the_worker_died_leaves_no_bridge(stack: Stack) -> None
                     psutil.Process(pid).kill()
 
 
+@pytest.mark.extended  # ~16 s (waits for the worker of an earlier test to count as offline): CI only
 def test_status_names_a_run_stuck_in_cancelling(stack: Stack) -> None:
     """A run set to CANCELLING with no worker to act stays there; status names it, stop --force ends it."""
     env, server = stack.env, stack.server
@@ -519,5 +544,5 @@ def test_cancel_after_a_server_outage_stops_the_daemon_and_its_bridge(stack: Sta
     assert stack.server.run_state(run_id)[0] == "CANCELLED", stack.server.run_state(run_id)
     wait_for(lambda: gone_or_zombie(bridge.pid), 30, f"bridge {bridge.pid} to be gone")
     assert bridges_for(stack.scans) == []
-    assert worker.stop(signal.SIGINT, timeout=30) == 0, worker.tail()
+    assert worker.stop(signal.SIGINT, timeout=60) == 0, worker.tail()
     stack.worker = None

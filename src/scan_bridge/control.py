@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ import httpx
 
 from . import names
 from .health_status import HealthStatus
+from .worker_launcher import prefect_worker_argv, run_until_stopped
 
 POOL = names.WORK_POOL
 FLOW = names.FLOW_NAME
@@ -167,20 +167,10 @@ def ensure_machine_deployment(client: Any, machine: str) -> str:
 def cmd_start(args: argparse.Namespace) -> int:
     url = require_api()
     env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL]
+    argv = prefect_worker_argv(POOL, args.name or args.machine)
     if args.machine:  # failover: this machine's worker runs this machine's deployment only
         argv += ["--work-queue", args.machine]
-    if args.name or args.machine:
-        argv += ["--name", args.name or args.machine]
-    worker = subprocess.Popen(argv, env=env, cwd=project_dir())
-
-    def forward(signum: int, _frame: Any) -> None:
-        worker.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    code = worker.wait()
-    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143) else code
+    return run_until_stopped(argv, env, project_dir())
 
 
 # -- run / stop ---------------------------------------------------------------------------------------

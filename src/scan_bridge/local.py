@@ -28,6 +28,7 @@ import httpx
 
 from .control import POOL, project_dir
 from .parent_death import die_with_parent
+from .worker_launcher import prefect_worker_argv
 
 # Fixed by the README's promise (the UI at localhost:4200); overridable for tests that run beside one.
 PREFECT_PORT = int(os.environ.get("SCAN_BRIDGE_LOCAL_PREFECT_PORT", "4200"))
@@ -121,7 +122,7 @@ class Launcher:
         self._deploy_py("create")
         if self.own_server:
             self._deploy_py("stop", "--force")  # runs left RUNNING by an earlier launcher that was killed
-        self.spawn("worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", "run-local"])
+        self.spawn("worker", prefect_worker_argv(POOL, "run-local"))
         self.say(f"Worker: started on {POOL} (log: {self.logs / 'worker.log'})")
         self._deploy_py("run")
 
