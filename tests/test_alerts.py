@@ -309,8 +309,14 @@ def test_silent_scanner_alerts_once_then_recovers(prefect_server, client, scans,
         resumed.stop()
 
 
+@pytest.mark.extended  # ~35 s; the same test runs in the default suite on PostgreSQL (test_on_postgres.py)
 def test_killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver, record_property):
     """Slack format. SIGKILL: no goodbye event, so the proactive automation notices the silence."""
+    killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver, record_property)
+
+
+def killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver, record_property):
+    """The body of the killed-daemon test, shared with test_on_postgres.py (which runs it by default)."""
     name = f"alerts-{uuid.uuid4().hex[:8]}"
     daemon = start_daemon(hz_env, SCAN_BRIDGE_DAEMON_NAME=name)
     run = RunReader(client, daemon.wait_flow_run_id())

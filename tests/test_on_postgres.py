@@ -39,7 +39,7 @@ from scan_bridge.supervisor import summary_every
 from .postgres_support import PostgresServer
 from .prefect_support import PrefectServer, RunReader
 from .support import wait_for
-from .test_alerts import receiver, test_killed_daemon_alerts_daemon_silent  # noqa: F401  (collected here, on PostgreSQL)
+from .test_alerts import killed_daemon_alerts_daemon_silent, receiver  # noqa: F401  (receiver: a fixture)
 from .test_daemon import test_bridge_lines_health_and_artifact_reach_prefect  # noqa: F401  (collected here, on PostgreSQL)
 
 PREFECT_SERVER_DATABASE = "postgresql"  # read by the prefect_server fixture
@@ -146,3 +146,8 @@ def test_a_daemon_run_that_gave_up_is_not_retried(api: str) -> None:
         assert state.is_failed() and len(calls) == 2, f"Prefect {PREFECT}: returned Failed with retries=1: {state}, ran {len(calls)}x"
     else:  # 3.8 proposed AwaitingRetry and returned without running the flow again
         assert len(calls) == 1, f"Prefect {PREFECT}: returned Failed with retries=1 ran {len(calls)} times"
+
+
+def test_killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver, record_property):
+    """test_alerts.py's killed-daemon test, on PostgreSQL (there it is -m extended: one copy in the default run)."""
+    killed_daemon_alerts_daemon_silent(prefect_server, client, scanner, hz_env, view, start_daemon, receiver, record_property)
