@@ -193,10 +193,17 @@ def test_deployment_lifecycle(stack: Stack) -> None:
     # The hour in progress shows a block once the artifact holds a check that read a data age (the
     # daemon's first checks may predate the first scan pushed: "?" until the next artifact update).
     hour_in_progress = re.compile(r"^Last 24 h     : \S*[▁▂▃▄▅▆▇█]·?  ", re.M)
-    status = wait_for(
-        lambda: (r := deploy_py(env, "status")).returncode == 0 and hour_in_progress.search(r.stdout) and r,
-        90, "deploy.py status exit 0 with a block for the hour in progress", interval=1,
-    )
+    seen: list[subprocess.CompletedProcess[str]] = []
+
+    def all_well() -> subprocess.CompletedProcess[str] | bool:
+        seen.append(r := deploy_py(env, "status"))
+        return r.returncode == 0 and bool(hour_in_progress.search(r.stdout)) and r
+
+    try:
+        status = wait_for(all_well, 90, "deploy.py status exit 0 with a block for the hour in progress", interval=1)
+    except AssertionError as exc:  # say what status last printed, and what the daemon was doing
+        last = describe(seen[-1]) if seen else "(status never ran)"
+        raise AssertionError(f"{exc}\n{last}\n{stack.diagnostics()}") from None
     run_name = server.get(f"/flow_runs/{run_id}")["name"]
     assert f"{run_name} RUNNING" in status.stdout, describe(status)
     assert "Health        : HEALTHY" in status.stdout, describe(status)
