@@ -244,6 +244,22 @@ def test_round_trip_continues_the_open_hour() -> None:
     assert restored.hours[at(hours=1)].ages is None and restored.hours[at(hours=1)].median == 5.0
 
 
+def test_a_fresh_hour_keeps_its_data_age_of_zero_through_json() -> None:
+    # CI failed on this: the daemon's first healthy check read an age under 0.05 s, the JSON left the
+    # "zero" out, and `deploy.py status` showed the hour as "?" (no data age) until the next artifact.
+    from scan_bridge.health_chart import NO_AGE_CHAR, sparkline
+
+    h = HealthHistory()
+    h.record_check(at(minutes=1), "healthy", 0.04, 0)  # scan #0: a scanner that counts from zero
+    restored = HealthHistory.from_json(json.loads(json.dumps(h.to_json())))
+    hour = restored.hours[at()]
+    assert (hour.worst_age_s, hour.median, hour.first_scan, hour.last_scan) == (0.0, 0.0, 0, 0)
+    assert not sparkline(restored, at(minutes=2), 30, 60).endswith(NO_AGE_CHAR)
+    h.record_check(at(hours=1, minutes=1), "healthy", 0.01, 1)  # the first hour closes: its median stays
+    closed = HealthHistory.from_json(json.loads(json.dumps(h.to_json()))).hours[at()]
+    assert (closed.worst_age_s, closed.median) == (0.0, 0.0)
+
+
 def test_from_json_applies_the_callers_limits() -> None:
     h = HealthHistory()
     for i in range(30):

@@ -148,15 +148,22 @@ class HourSummary:
             self.ages = None
 
     def to_json(self) -> dict[str, Any]:
-        """Zeros and Nones left out: the JSON rides along in every version of the artifact."""
+        """Nones and zero counts left out: the JSON rides along in every version of the artifact.
+
+        An age of 0 (a scan fresher than 0.05 s) or scan #0 is a measurement, so these are kept whenever known:
+        dropping them turned a perfectly fresh hour into "no data age" (``?``) on reading back.
+        """
         data: dict[str, Any] = {"hour": f"{self.start:%Y-%m-%dT%H:%MZ}", "checks": self.checks}
         if self.statuses:
             data["statuses"] = dict(self.statuses)
-        optional = {
+        known = {
             "age_median": _round(self.median_age_s),
             "age_worst": _round(self.worst_age_s),
             "scan_first": self.first_scan,
             "scan_last": self.last_scan,
+        }
+        data.update({k: v for k, v in known.items() if v is not None})
+        optional = {
             "scans": self.scans,
             "restarts": self.restarts,
             "changes": self.changes,
