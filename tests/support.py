@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -112,8 +112,10 @@ class BridgeRunner:
         "SCAN_BRIDGE_HEARTBEAT_INTERVAL_S": "0.5",
     }
 
-    def __init__(self, watch_dir: Path, env: dict[str, str], log_path: Path, *args: str) -> None:
+    def __init__(self, watch_dir: Path, env: dict[str, str], log_path: Path, *args: str,
+                 prefix: Sequence[str] = ()) -> None:
         self.watch_dir = watch_dir
+        self.prefix = list(prefix)  # e.g. chaos.processes.unprivileged's setpriv, before the interpreter
         self.env = {**os.environ, **env, "SCAN_BRIDGE_WATCH_DIR": str(watch_dir)}
         for name, value in self.DEFAULTS.items():
             self.env.setdefault(name, value)
@@ -125,7 +127,7 @@ class BridgeRunner:
     def start(self) -> BridgeRunner:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scan_bridge.service", *self.args],
+            [*self.prefix, sys.executable, "-m", "scan_bridge.service", *self.args],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

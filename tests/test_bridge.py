@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from scan_bridge.chaos.processes import unprivileged
 from scan_bridge.simulate import write_scan
 
 from .support import BridgeRunner, View, wait_for, write_many_scans
@@ -324,6 +325,31 @@ def test_latest_never_moves_backwards_but_late_scans_fill_history(tmp_path, scan
         # land in that listing ("Caught up 1 scans"), but no scan the cluster already held (CI saw that 1).
         caught_up = [int(m.split()[3]) for m in bridge.messages() if m.startswith("[OK] Caught up ")]
         assert all(n <= 1 for n in caught_up), bridge.messages()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writes into a folder the bridge may not read: needs root (CI runs as root)")
+def test_a_folder_unreadable_for_a_while_loses_no_scan(tmp_path, scans, env, view):
+    # The folder being written turns chmod 000 (an operator, a mount's rights) while the scanner writes on.
+    # The bridge (without root's power to read past permission bits, as in production) says so once,
+    # is not restarted or stopped, and pushes every scan of it once it is readable again. It used to
+    # forget each file's event (its folder hid the file) and lose the scans until its next restart.
+    write(scans, 1)
+    folder = scan_path(scans, 1).parent
+    with BridgeRunner(scans, env, tmp_path / "bridge.log", prefix=unprivileged([])) as bridge:
+        wait_for(lambda: view.history_keys() == {1}, 30, "scan 1")
+        folder.chmod(0)
+        try:
+            for n in range(2, 7):
+                write(scans, n)  # we are root: we may
+            wait_for(lambda: any("Cannot read scans in" in m for m in bridge.messages()), 30, "the warning")
+            assert view.history_keys() == {1}, "read what it may not: the test tests nothing"
+        finally:
+            folder.chmod(0o755)
+        wait_for(lambda: view.history_keys() == set(range(1, 7)), 60, "scans 2..6 once the folder is readable")
+        bridge.wait_logged("Scans readable again in")
+        warnings = [m for m in bridge.messages() if "Cannot read scans in" in m]
+        assert len(warnings) == 1 and str(folder) in warnings[0], warnings
+        assert bridge.proc.poll() is None
 
 
 def test_history_keeps_only_the_newest_scans(tmp_path, scans, env, view):

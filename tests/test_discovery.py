@@ -14,6 +14,7 @@ import pytest
 from scan_bridge import discovery
 from scan_bridge.discovery import FolderTree, filesystem_type, iter_newest, newest_files, nlink_is_reliable
 from scan_bridge.health import probe_disk
+from scan_bridge.health_disk import DiskFile, hidden_by
 
 DAY = 86400
 
@@ -156,6 +157,38 @@ def test_newest_files_is_iter_newest_cut_at_the_limit(tmp_path: Path) -> None:
     for limit in range(len(everything) + 3):
         assert newest_files(tmp_path, limit) == everything[:limit], limit
     assert newest_files(tmp_path / "missing", 5) == []
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_the_others_still_count(tmp_path: Path, monkeypatch) -> None:
+    now = time.time()
+    touch(tmp_path / "2026-12-01" / "scan_000001_000000.arrow", now - DAY)
+    touch(tmp_path / "2026-12-02" / "scan_000002_000000.arrow", now - 10)
+    touch(tmp_path / "gone" / "scan_000003_000000.arrow", now - 2 * DAY)
+    settle_folders(tmp_path, now - 3 * DAY)
+    os.utime(tmp_path / "2026-12-01", (now - DAY, now - DAY))
+    os.utime(tmp_path / "2026-12-02", (now - 10, now - 10))
+    real_scandir = os.scandir
+
+    def scandir(path):  # today's folder chmod 000 (we are root here), "gone" removed between walk and listing
+        if str(path).endswith("2026-12-02"):
+            raise PermissionError(13, "Permission denied", str(path))
+        if str(path).endswith("gone"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_scandir(path)
+
+    tree = FolderTree(tmp_path)
+    tree.folders()  # walked before the listing fails, as a long-lived tree is
+    monkeypatch.setattr(discovery.os, "scandir", scandir)
+    unreadable: list[discovery.UnreadableFolder] = []
+    newest = newest_files(tmp_path, 10, tree=tree, unreadable=unreadable)
+    assert [discovery.scan_number_from_name(p) for p in newest] == [1]
+    today = tmp_path / "2026-12-02"
+    assert unreadable == [discovery.UnreadableFolder(str(today), today.stat().st_mtime_ns, "PermissionError: Permission denied")]
+    # The health probe: a folder newer than every scan seen hides what matters; an older one does not.
+    seen = DiskFile(path="x", scan_number=1, mtime=now - DAY, timestamp=None)
+    assert hidden_by(unreadable, seen) == unreadable[0] and hidden_by(unreadable, None) == unreadable[0]
+    older = discovery.UnreadableFolder("old", int((now - 2 * DAY) * 1e9), "PermissionError: Permission denied")
+    assert hidden_by([older], seen) is None
 
 
 def test_newest_files_memory_does_not_grow_with_the_folder(tmp_path: Path) -> None:

@@ -233,6 +233,22 @@ def test_stale_scanner_silent_without_a_watch_dir() -> None:
     assert r.cause is StaleCause.SCANNER_SILENT and "no scan files on disk" in r.message
 
 
+@pytest.mark.parametrize("newest", [None, disk(4228, 95.0)])
+def test_stale_while_the_newest_folder_is_unreadable_is_not_scanner_silent(newest: Any) -> None:
+    # Nobody can tell whether the scanner wrote on: the folder that would hold its scans is chmod 000
+    # (or the listing hung). The report says so, once, with the folder; the policy restarts nothing.
+    error = "/scans/2026-12-02 not readable (PermissionError: Permission denied)"
+    r = classify(healthy_obs(90.0, newest_file=newest, newest_complete_file=newest, disk_error=error), TH)
+    assert r.status is HealthStatus.STALE and r.cause is StaleCause.DISK_UNREADABLE and not r.bridge_stuck
+    assert r.headline.startswith("STALE (disk not readable): ") and error in r.headline
+    assert "scanner silent" not in r.headline and "nothing newer on disk" not in r.headline
+
+
+def test_a_disk_error_does_not_hide_a_stuck_bridge() -> None:
+    r = classify(healthy_obs(90.0, heartbeat=heartbeat(40.0), disk_error="/scans/x not readable (EACCES)"), TH)
+    assert r.cause is StaleCause.BRIDGE_STUCK
+
+
 def test_heartbeat_stale_while_data_fresh_is_stuck() -> None:
     """A SIGSTOPped bridge: its last push is still fresh, its heartbeat is not."""
     r = classify(healthy_obs(5.0, heartbeat=heartbeat(20.0)), TH)

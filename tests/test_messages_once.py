@@ -38,6 +38,8 @@ def _reports() -> dict[str, FreshnessReport]:
         "bridge busy": classify(
             healthy_obs(90.0, heartbeat={**heartbeat(1.0), "busy": True},
                         newest_file=disk(4899, 30.0), newest_complete_file=disk(4899, 30.0)), TH),
+        "disk not readable": classify(
+            healthy_obs(90.0, disk_error="/scans/2026-12-02 not readable (PermissionError: Permission denied)"), TH),
         "missing": classify(observe(heartbeat=heartbeat(1.0)), TH),
         "down": classify(healthy_obs(3.0, bridge_running=False), TH),
         "error": classify(Observation(checked_at=NOW, hazelcast_error="Hazelcast not reachable at 127.0.0.1:1 within 3s"), TH),

@@ -152,6 +152,12 @@ def test_scanner_silent_with_budget_spent_still_does_nothing() -> None:
     )
 
 
+def test_disk_not_readable_does_nothing() -> None:
+    decision = decide(ProcessState.RUNNING, stale(StaleCause.DISK_UNREADABLE), budget=fresh_budget(), now=NOW)
+    assert decision.action is Action.NONE
+    assert "disk not readable" in decision.reason
+
+
 def test_hazelcast_error_does_nothing() -> None:
     r = report(HealthStatus.ERROR, hazelcast_error="Hazelcast not reachable")
     decision = decide(ProcessState.RUNNING, r, budget=fresh_budget(), now=NOW)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +16,9 @@ import pyarrow as pa
 import pytest
 
 from scan_bridge import scanfile
+from scan_bridge.chaos.processes import unprivileged
 from scan_bridge.scanfile import (
+    ScanFileDenied,
     ScanFileIncomplete,
     ScanFileRejected,
     ScanRecord,
@@ -24,6 +28,7 @@ from scan_bridge.scanfile import (
 )
 
 LIMIT = 64 * 1024 * 1024
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 META = {"scan_number": "7", "timestamp": "2024-05-01T12:00:00Z"}
 
 
@@ -370,25 +375,39 @@ def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     assert rejected(tmp_path / "never.arrow").reason.startswith("unreadable (FileNotFoundError")
 
 
-def test_open_error_is_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # What a non-root bridge sees for a chmod 000 file, as root too.
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), PermissionError(1, "Operation not permitted")])
+def test_permission_denied_is_not_readable_now_never_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError
+) -> None:
+    # Rights are not content: a rejection lost the scan for good when a folder was chmod 000 for a while
+    # (chaos harness, issue 10); the bridge reads it again once it may.
     path = write(tmp_path / "s.arrow", make_table())
 
     def denied(*args: object, **kwargs: object) -> int:
-        raise PermissionError(13, "Permission denied")
+        raise error
 
     monkeypatch.setattr(scanfile.os, "open", denied)
-    assert rejected(path).reason == "unreadable (PermissionError: Permission denied)"
+    with pytest.raises(ScanFileDenied) as info:
+        read_scan(path, LIMIT)
+    assert isinstance(info.value, ScanFileIncomplete)  # "try again later" for every other caller
+    assert str(info.value) == f"not readable: unreadable (PermissionError: {error.strerror})"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file anyway; the FIFO/symlink cases cover unreadable paths")
-def test_permission_denied_is_unreadable(tmp_path: Path) -> None:
+def test_a_chmod_000_file_is_not_readable_now_and_reads_once_restored(tmp_path: Path) -> None:
+    """The real thing, without root's power to read past permission bits (as the chaos harness runs the bridge)."""
     path = write(tmp_path / "s.arrow", make_table())
+    probe = ("import sys; from pathlib import Path; from scan_bridge.scanfile import read_scan, ScanFileDenied\n"
+             "try:\n    read_scan(Path(sys.argv[1]), 10**8)\nexcept ScanFileDenied as exc:\n    print('denied', exc.reason)\n"
+             "else:\n    print('read')")
+    argv = unprivileged([sys.executable, "-c", probe, str(path)])
     path.chmod(0)
     try:
-        assert rejected(path).reason == "unreadable (PermissionError: Permission denied)"
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC})
     finally:
         path.chmod(0o644)
+    assert out.stdout.strip() == "denied unreadable (PermissionError: Permission denied)", out
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC})
+    assert again.stdout.strip() == "read", again
 
 
 # -- incomplete files -----------------------------------------------------------------------------

@@ -114,8 +114,18 @@ def nlink_is_reliable(fs_type: str) -> bool:
     return fs_type not in NLINK_UNRELIABLE and not fs_type.startswith("fuse")
 
 
-def _scan_entries(path: str) -> Iterator[os.DirEntry[str]]:
-    """The scan files of one folder, streamed (never all held at once); an unreadable folder has none."""
+@dataclass(frozen=True, slots=True)
+class UnreadableFolder:
+    """A folder a listing could not read (``reason``: ``PermissionError: Permission denied``), and its mtime."""
+
+    path: str
+    mtime_ns: int
+    reason: str
+
+
+def _scan_entries(path: str, errors: list[str] | None = None) -> Iterator[os.DirEntry[str]]:
+    """The scan files of one folder, streamed (never all held at once); an unreadable folder has none
+    (and its reason goes to ``errors``; a folder gone meanwhile is simply empty)."""
     try:
         with os.scandir(path) as it:
             for entry in it:
@@ -124,7 +134,11 @@ def _scan_entries(path: str) -> Iterator[os.DirEntry[str]]:
                         yield entry
                 except OSError:
                     continue
-    except OSError:
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if errors is not None:
+            errors.append(f"{type(exc).__name__}: {exc.strerror or exc}")
         return
 
 
@@ -281,7 +295,8 @@ def iter_newest(root: str | os.PathLike[str], *, tree: FolderTree | None = None)
         yield Path(heapq.heappop(heap)[2])
 
 
-def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree | None = None) -> list[Path]:
+def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree | None = None,
+                 unreadable: list[UnreadableFolder] | None = None) -> list[Path]:
     """The ``limit`` newest scan files anywhere under ``root``, newest first: :func:`iter_newest` cut
     at ``limit``, in memory bounded by ``limit``, not by the folder.
 
@@ -290,6 +305,10 @@ def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree |
     entry with its ``stat`` to sort them peaked at ~1 KB a file, and the processes kept their peak
     (the allocator does not give such memory back): the daemon and the bridge grew ~18 MB an hour
     (issue 17). So each folder is streamed through a min-heap of the ``limit`` newest keys.
+
+    A folder that could hold some of the ``limit`` newest but cannot be listed is appended to
+    ``unreadable``: the list is then incomplete, and a caller that must not miss a scan (the
+    reconcile) looks again later.
     """
     if limit <= 0:
         return []
@@ -300,6 +319,9 @@ def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree |
     for folder in folders:
         if len(kept) == limit and folder.mtime_ns + slack_ns < -kept[-1][0]:
             break  # nothing in this folder (or any older one) can be newer than what is kept
-        keys = (key for key in map(_sort_key, _scan_entries(folder.path)) if key is not None)
+        errors: list[str] = []
+        keys = (key for key in map(_sort_key, _scan_entries(folder.path, errors)) if key is not None)
         kept = heapq.nsmallest(limit, chain(kept, keys))  # streams the folder: O(limit) memory
+        if errors and unreadable is not None:
+            unreadable.append(UnreadableFolder(folder.path, folder.mtime_ns, errors[0]))
     return [Path(key[2]) for key in kept]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .health_classify import FreshnessReport, Observation, Thresholds, classify
-from .health_disk import probe_disk
+from .discovery import UnreadableFolder
+from .health_disk import hidden_by, probe_disk
 from .hzcall import CLOSE_DEADLINE_S, CallTimedOut, StartedClient, wait_future
 from .settings import DaemonSettings
 
@@ -126,10 +127,13 @@ class FreshnessChecker:
         watch_dir = self.settings.watch_dir
         disk_future = None
         disk_error: str | None = None
+        unreadable: list[UnreadableFolder] = []
         if watch_dir is not None:
             grace = self.thresholds.newer_file_grace_s
             zone = self.settings.scanner_zone
-            disk_future = self._disk.submit(lambda: probe_disk(Path(watch_dir), grace, self._clock(), zone=zone))
+            disk_future = self._disk.submit(
+                lambda: probe_disk(Path(watch_dir), grace, self._clock(), zone=zone, unreadable=unreadable)
+            )
             if disk_future is None:
                 disk_error = f"{watch_dir} still not listed after an earlier check (hung mount?)"
 
@@ -139,6 +143,9 @@ class FreshnessChecker:
         if disk_future is not None:
             try:
                 newest, complete = disk_future.result(timeout=max(deadline - time.monotonic(), 0.2))
+                hidden = hidden_by(unreadable, newest)
+                if hidden is not None:  # "nothing newer on disk" would be a guess: say what we could not read
+                    disk_error = f"{hidden.path} not readable ({hidden.reason})"
             except concurrent.futures.TimeoutError:
                 disk_error = f"listing {watch_dir} took over {timeout:g}s"
             except Exception as exc:  # noqa: BLE001 - reported, never raised

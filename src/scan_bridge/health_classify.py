@@ -297,6 +297,9 @@ def classify(
     on disk is then expected, not a sign of a stuck bridge (a restart would only start the catch-up
     over). STALE then gets cause BRIDGE_BUSY. A stale heartbeat is never busy: a bridge stuck in the
     middle of a catch-up stops beating like any other.
+
+    A ``disk_error`` (the folder that may hold newer scans could not be listed) makes a STALE that is
+    not the bridge's fault DISK_UNREADABLE rather than SCANNER_SILENT: nobody can tell then.
     """
     th = thresholds or Thresholds()
     now = observation.checked_at
@@ -481,8 +484,12 @@ def classify(
         return finish(HealthStatus.STALE, f"{detail}; {report['stuck_reason']}{disk_note}", StaleCause.BRIDGE_STUCK)
     if busy_reason is not None:
         return finish(HealthStatus.STALE, f"{detail}; {busy_reason}{disk_note}", StaleCause.BRIDGE_BUSY)
+    if observation.disk_error is not None:
+        # Whether the scanner wrote on is unknown: the folder that would hold its newer scans cannot be
+        # read (rights, a hung mount). Not "scanner silent", and no restart: the bridge cannot read it either.
+        return finish(HealthStatus.STALE, f"{detail}{disk_note}", StaleCause.DISK_UNREADABLE)
     if newest is None:
-        disk_state = "no scan files on disk" if observation.disk_error is None else "disk not readable"
+        disk_state = "no scan files on disk"
     else:
         newest_age = _seconds(now.timestamp() - newest.mtime)
         disk_state = f"nothing newer on disk (newest {os.path.basename(newest.path)}, {newest_age} old)"

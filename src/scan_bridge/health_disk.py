@@ -11,7 +11,7 @@ import time
 from datetime import UTC, tzinfo
 from pathlib import Path
 
-from .discovery import newest_files
+from .discovery import UnreadableFolder, newest_files
 from .document import DEFAULT_MAX_FILE_BYTES
 from .health_classify import DiskFile
 from .ordering import ScanId, is_newer
@@ -44,7 +44,8 @@ DISK_LOOK_AT = 2000
 
 
 def probe_disk(
-    root: Path, grace_s: float, now: float | None = None, look_at: int = DISK_LOOK_AT, zone: tzinfo = UTC
+    root: Path, grace_s: float, now: float | None = None, look_at: int = DISK_LOOK_AT, zone: tzinfo = UTC,
+    unreadable: list[UnreadableFolder] | None = None,
 ) -> tuple[DiskFile | None, DiskFile | None]:
     """(newest scan file, newest *complete* scan) under ``root``.
 
@@ -54,11 +55,12 @@ def probe_disk(
     unmodified for ``grace_s``: a file still being written keeps a fresh mtime. We look past the
     newest file because a scanner writing every few seconds always has a file younger than the
     grace; ``look_at`` bounds how far (the listing is newest-first and lazy, see discovery).
+    Folders that could not be listed go to ``unreadable`` (:func:`hidden_by`).
     """
     now = time.time() if now is None else now
     newest: DiskFile | None = None
     complete_files: list[DiskFile] = []
-    for path in newest_files(root, look_at):
+    for path in newest_files(root, look_at, unreadable=unreadable):
         try:
             mtime = path.stat().st_mtime
         except OSError:
@@ -79,3 +81,15 @@ def probe_disk(
         if scan is not None and (best is None or best.scan_id is None or is_newer(scan, best.scan_id)):
             best = entry
     return newest, best
+
+
+def hidden_by(unreadable: list[UnreadableFolder], newest: DiskFile | None) -> UnreadableFolder | None:
+    """The unreadable folder that may hold scans newer than the newest one seen, if any.
+
+    Such a folder makes "nothing newer on disk" unproven; an old one (last changed before the newest
+    scan seen) hides nothing that matters to freshness.
+    """
+    for folder in unreadable:
+        if newest is None or folder.mtime_ns / 1e9 >= newest.mtime:
+            return folder
+    return None

@@ -55,6 +55,7 @@ class StaleCause(str, Enum):
     BRIDGE_STUCK = "bridge stuck"
     SCANNER_SILENT = "scanner silent"
     BRIDGE_BUSY = "bridge busy"  # newer files on disk, and a fresh heartbeat written between files: catching up
+    DISK_UNREADABLE = "disk not readable"  # the folder that may hold newer scans cannot be listed: rights, a hung mount
 
 
 _EXIT_CODES = {

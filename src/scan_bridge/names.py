@@ -67,6 +67,10 @@ STOPPING_PREFIX = "Stopping ("
 FENCED = "fenced"
 #: The bridge's exit code then: it lost the lease; its daemon steps down rather than restart it.
 FENCED_EXIT_CODE = 4
+#: ``fields.event`` of the bridge's line for scans it may not read (a folder or file's rights), said
+#: once per folder until they are readable again (``fields.event`` ``READABLE_AGAIN`` then).
+NOT_READABLE = "not_readable"
+READABLE_AGAIN = "readable_again"
 
 
 # -- notes in the health history's change list, read back by the chart ---------------------------------

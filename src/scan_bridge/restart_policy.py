@@ -238,6 +238,8 @@ def decide(
     if wants is None:
         if report.status is HealthStatus.STALE and report.cause is StaleCause.SCANNER_SILENT:
             return Decision(Action.NONE, "scanner silent: nothing newer on disk, so restarting the bridge cannot help")
+        if report.status is HealthStatus.STALE and report.cause is StaleCause.DISK_UNREADABLE:
+            return Decision(Action.NONE, "disk not readable: the bridge cannot read it either, so restarting it cannot help")
         if report.status is HealthStatus.STALE and report.cause is StaleCause.BRIDGE_BUSY:
             return Decision(Action.NONE, "bridge busy catching up (heartbeat fresh): a restart would only start it over")
         return Decision(Action.NONE, report.status.value)

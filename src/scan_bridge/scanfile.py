@@ -105,6 +105,22 @@ class ScanFileIncomplete(Exception):
         return f"incomplete: {self.reason}"
 
 
+class ScanFileDenied(ScanFileIncomplete):
+    """The file (or its folder) may not be read now: a permission, not the file's content.
+
+    An operator's ``chmod``, a mount exported with other rights: it says nothing about the scan, and
+    it can end at any moment, so the file is read again later, never rejected (rejecting it lost the
+    scan: chaos harness, issue 10). ``str(exc)`` is ``not readable: <reason>``.
+    """
+
+    def __str__(self) -> str:
+        return f"not readable: {self.reason}"
+
+
+#: Errors of ``open`` that are about rights, not about the file: :class:`ScanFileDenied`.
+DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+
+
 class ScanFileRejected(Exception):
     """The file is not a valid scan and will not become one: ``rejected <path>: <reason>``."""
 
@@ -199,6 +215,8 @@ def _read_complete(path: Path, max_bytes: int) -> tuple[bytes, ScanFormat, int, 
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ScanFileRejected(path, "a symbolic link (not followed: it may point outside the watched folder)") from None
+        if exc.errno in DENIED_ERRNOS:
+            raise ScanFileDenied(path, _os_reason(exc)) from None
         raise ScanFileRejected(path, _os_reason(exc)) from None
     try:
         info = os.fstat(fd)

@@ -38,16 +38,16 @@ from hazelcast.future import Future
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from .discovery import FolderTree, newest_files, newest_first
+from .discovery import FolderTree, UnreadableFolder, newest_files, newest_first
 from .document import format_timestamp
 from .fencing import Fenced
 from .heap import release_free_memory
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
 from .logs import FILE_REJECTED, fields, setup_logging
-from .names import FENCED, FENCED_EXIT_CODE, STOPPING_PREFIX
+from .names import FENCED, FENCED_EXIT_CODE, NOT_READABLE, READABLE_AGAIN, STOPPING_PREFIX
 from .ordering import ScanId, is_newer, resolve_fold
 from .read_guard import ReadGuard
-from .scanfile import ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan, restamped
+from .scanfile import ScanFileDenied, ScanFileIncomplete, ScanFileRejected, ScanLimits, ScanRecord, read_scan, restamped
 from .settings import BridgeSettings, command_line_secret_warnings, describe_settings_error
 from .sink import PendingPush, ScanSink, SinkUnavailable
 from .watcher import DirSeen, FileSeen, Overflow, ScanWatcher
@@ -211,6 +211,11 @@ class Bridge:
         self._clock_warned = False
         self._reconcile_due: float | None = None
         self._reconcile_delay = 1.0
+        # Scans we may not read (a folder's or file's rights): the folders said so far in this episode,
+        # the back-off of the reconciles that look again, and how many denials there were (see _not_readable).
+        self._not_readable_said: dict[str, str] = {}
+        self._not_readable_delay = 1.0
+        self._denials = 0
         self._last_unavailable_log = -1e9
         now = clock()
         self._heartbeat_due = now
@@ -497,6 +502,10 @@ class Bridge:
             self._guard.begin(path)
         try:
             record = read_scan(path, self.settings.max_file_bytes, self._limits, self._zone)
+        except ScanFileDenied as exc:
+            del self._pending[path]  # not the file's fault: a reconcile reads it once it may
+            self._not_readable(os.path.dirname(path), f"{os.path.basename(path)}: {exc.reason}")
+            return None
         except ScanFileIncomplete as exc:
             if not os.path.lexists(path):  # a temp file renamed away, or the scanner removed it: nothing to do
                 del self._pending[path]
@@ -638,7 +647,9 @@ class Bridge:
         except Exception as exc:
             self._push_failed(exc)
             return
-        candidates = newest_files(self.settings.watch_dir, self.settings.retention)
+        unreadable: list[UnreadableFolder] = []
+        denials = self._denials
+        candidates = newest_files(self.settings.watch_dir, self.settings.retention, unreadable=unreadable)
         missing = []
         for path in reversed(candidates):  # oldest first
             if self._known_present(path, present):
@@ -663,6 +674,34 @@ class Bridge:
                 self.sink.latest_number,
                 extra=fields(pushed=pushed, latest=self.sink.latest_number),
             )
+        for folder in unreadable:
+            self._not_readable(folder.path, folder.reason)
+        if self._denials != denials:
+            self._look_again()  # a file of this pass was denied (its _not_readable ran before the reset above)
+        elif self._not_readable_said:
+            folders = ", ".join(self._not_readable_said)
+            log.info("[OK] Scans readable again in %s; caught up", folders,
+                     extra=fields(event=READABLE_AGAIN, folders=list(self._not_readable_said)))
+            self._not_readable_said.clear()
+            self._not_readable_delay = 1.0
+
+    def _not_readable(self, folder: str, reason: str) -> None:
+        """Scans we may not read (``chmod``, a mount's rights): one warning per folder, then a reconcile
+        with back-off until they are readable. Never a rejection: the scan is fine, only its rights
+        are not, and rejecting it (or forgetting its event) lost it until the next restart (issue 10)."""
+        self._denials += 1
+        if folder not in self._not_readable_said:
+            self._not_readable_said[folder] = reason
+            log.warning("Cannot read scans in %s (%s); will catch up from disk once they are readable", folder, reason,
+                        extra=fields(event=NOT_READABLE, folder=folder, reason=reason))
+        self._look_again()
+
+    def _look_again(self) -> None:
+        """The next reconcile after a denial: 1, 2, 4 ... 30 s apart while the scans stay out of reach."""
+        due = self.clock() + self._not_readable_delay
+        if self._reconcile_due is None or due < self._reconcile_due:
+            self._reconcile_due = due
+            self._not_readable_delay = min(self._not_readable_delay * 2, 30.0)
 
     def _known_present(self, path: Path, present: set[int]) -> bool:
         """True when this process read ``path`` (unchanged since) and the cluster holds its key: no need to read it again."""

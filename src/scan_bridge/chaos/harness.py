@@ -23,10 +23,11 @@ from typing import Any
 
 import psutil
 
+from ..health_status import StaleCause
 from ..localcluster import LocalCluster, LocalClusterError, find_jar, free_port_block
 from ..prefect_server import OwnPrefectServer
 from . import processes
-from .plan import BRIDGE_FAULTS, Profile, fault_order
+from .plan import Profile, fault_order
 from .processes import RUN_VARIABLE, Daemon, WorkerDaemon
 from .referee import Referee
 from .scanner import ChaosScanner, Written, history_key
@@ -352,6 +353,25 @@ class Harness:
         item = self.scanner.incomplete_file()
         fault.detail = f"{item.path.name}, {item.size} bytes, never finished"
 
+    def _inject_unreadable_folder(self, fault: Fault) -> None:
+        """The folder being written is made mode 000 (an operator's chmod, a mount's export changed), then restored.
+
+        The scanner (this process, with its rights) writes on into it; the bridge cannot list or read
+        it until it is restored, and must then push every scan of it, without restarts.
+        """
+        assert self.scanner is not None
+        bridge = self._bridge_pid()
+        if processes.reads_anything(bridge):
+            self.violation(f"the bridge (pid {bridge}) can read past permission bits: unreadable-folder tests nothing")
+        folder = self.scanner.current_folder()
+        mode = folder.stat().st_mode & 0o7777
+        folder.chmod(0)
+        try:
+            time.sleep(self.p.unreadable_folder_s)
+        finally:
+            folder.chmod(mode)
+        fault.detail = f"{folder.name}/ mode 000 for {self.p.unreadable_folder_s:g} s, then {mode:o} again"
+
     # -- recovery and verdicts -------------------------------------------------------------------------
 
     def _hidden(self, fault: Fault) -> list[Written]:
@@ -403,8 +423,14 @@ class Harness:
         elif fault.kind == "pause-scanner":
             if unneeded:
                 self.violation(f"a paused scanner led to {len(unneeded)} bridge restart(s): {self._reasons(fault)}")
-            if not any(v.status == "stale" and v.cause == "scanner silent" for v in verdicts):
+            if not any(v.status == "stale" and v.cause == StaleCause.SCANNER_SILENT.value for v in verdicts):
                 self.violation(f"a scanner paused {self.p.pause_scanner_s:g} s was never reported 'stale (scanner silent)' (verdicts: {', '.join(statuses) or 'none'})")
+        elif fault.kind == "unreadable-folder":
+            if unneeded:
+                self.violation(f"an unreadable folder led to {len(unneeded)} bridge restart(s): {self._reasons(fault)}")
+            if not any(v.status == "stale" and v.cause == StaleCause.DISK_UNREADABLE.value for v in verdicts):
+                self.violation(f"a folder unreadable for {self.p.unreadable_folder_s:g} s was never reported "
+                               f"'stale ({StaleCause.DISK_UNREADABLE.value})' (verdicts: {', '.join(statuses) or 'none'})")
         elif unneeded:
             self.violation(f"{len(unneeded)} bridge restart(s) nothing called for during {fault.kind}: {self._reasons(fault)}")
 

@@ -23,11 +23,8 @@ KINDS: tuple[str, ...] = (
     "kill-daemon",  # SIGKILL the daemon (its bridge dies with it), start it again
     "bad-files",  # one file of every kind the bridge rejects, among good scans
     "incomplete-file",  # half a scan under its final name, never finished
+    "unreadable-folder",  # the folder being written made mode 000 past the stale threshold, then restored
 )
-
-#: Kinds that break the bridge itself: the one restart each causes is wanted.
-BRIDGE_FAULTS = ("kill-bridge", "stop-bridge")
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -73,6 +70,11 @@ class Profile:
     def pause_scanner_s(self) -> float:
         """Past the stale threshold, long enough for two checks to call it stale."""
         return self.stale_after_s + 2 * self.health_interval_s + 3
+
+    @property
+    def unreadable_folder_s(self) -> float:
+        """As long as a paused scanner: the data goes stale while the scans pile up out of reach."""
+        return self.pause_scanner_s
 
     def daemon_env(self) -> dict[str, str]:
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,37 @@ from typing import Any
 import psutil
 
 from ..bridge_process import spawn_dying_with_us
+
+#: The capabilities that let root read whatever the permission bits say (``capabilities(7)``).
+DAC_CAPABILITIES = {"dac_override": 1, "dac_read_search": 2}
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run without root's power to read unreadable folders, so ``unreadable-folder`` bites.
+
+    As root, mode 000 stops nobody: the daemon (and the bridge it starts) are run through util-linux's
+    ``setpriv`` with ``CAP_DAC_OVERRIDE`` and ``CAP_DAC_READ_SEARCH`` dropped from the bounding set,
+    which every child inherits; otherwise the permission bits apply as they are. The harness itself
+    (the scanner, the referee) keeps its rights.
+    """
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise RuntimeError("running as root without setpriv (util-linux): the daemon cannot be run without "
+                           "CAP_DAC_OVERRIDE, so an unreadable folder cannot be simulated; install util-linux")
+    return [setpriv, "--bounding-set", ",".join(f"-{name}" for name in DAC_CAPABILITIES), "--", *argv]
+
+
+def reads_anything(pid: int) -> bool:
+    """True when process ``pid`` holds a capability that reads past the permission bits."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            line = next(line for line in status if line.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        return False
+    effective = int(line.split()[1], 16)
+    return any(effective & (1 << bit) for bit in DAC_CAPABILITIES.values())
 
 RUN_VARIABLE = "SCAN_BRIDGE_CHAOS_RUN"
 BRIDGE_MODULE = "scan_bridge.service"
@@ -80,7 +112,7 @@ class Daemon:
                 log.write(f"--- chaos: daemon incarnation {self.incarnation} starting\n".encode())
                 # Forked with a parent-death signal: a harness killed outright takes the daemon (and so its bridge) along.
                 self.proc = spawn_dying_with_us(
-                    [sys.executable, "-m", "scan_bridge.daemon_flow"],
+                    unprivileged([sys.executable, "-m", "scan_bridge.daemon_flow"]),
                     env=self.env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -244,7 +276,7 @@ class WorkerDaemon(Daemon):
             )
         with open(self.log_path, "ab") as log:
             self.worker = spawn_dying_with_us(
-                [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.POOL, "--type", "process"],
+                unprivileged([sys.executable, "-m", "prefect", "worker", "start", "--pool", self.POOL, "--type", "process"]),
                 env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         self.pids.append(self.worker.pid)

@@ -165,6 +165,11 @@ class ChaosScanner:
     def _local(self, when: datetime) -> datetime:
         return when + self.clock_offset
 
+    def current_folder(self) -> Path:
+        """The folder the next scan goes into (by the scanner's clock; created if new)."""
+        with self._lock:
+            return self._folder(datetime.now(UTC))
+
     def _folder(self, when: datetime) -> Path:
         name = f"{self._local(when):%Y-%m-%d}"
         folder = self.root / name
