@@ -3,7 +3,7 @@
 Two processes and the operator's tools; the modules group by name (docs/architecture.md has the map):
 
 * the bridge (``python -m scan_bridge.service``): ``service``, ``watcher``, ``folder_poller``,
-  ``discovery``, ``scanfile``, ``read_guard``, ``sink``, ``hzcall``, ``logs``, ``runfiles``;
+  ``discovery``, ``scanfile``, ``read_guard``, ``sink``, ``hzcall``, ``logs``, ``log_record``, ``runfiles``;
 * the daemon (the flow ``scan_bridge.daemon_flow:scan_bridge_daemon_flow``): ``daemon_*``,
   ``supervisor``, ``bridge_process``, ``bridge_output``, ``restart_policy``, ``health*``,
   ``metrics``, ``prefect_server``, ``run_processes``, ``parent_death``;

@@ -27,7 +27,7 @@ from .bridge_output import (
     announces_stop,
     bridge_event,
     bridge_line,
-    bridge_payload,
+    bridge_record,
     crashed_reader_file,
     tail_text,
 )
@@ -57,7 +57,7 @@ __all__ = [  # the loop; and, under their old import path, the types it is wired
     "Supervisor",
     "bridge_event",
     "bridge_line",
-    "bridge_payload",
+    "bridge_record",
     "crashed_reader_file",
 ]
 
