@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from _common import log, md_table, print_header  # noqa: E402
-from bench_daemon_restart import DAEMON_HEALTH, DaemonProc, PrefectServer, world  # noqa: E402
+from _common import log, md_table, prefect_server, print_header  # noqa: E402
+from bench_daemon_restart import DAEMON_HEALTH, DaemonProc, world  # noqa: E402
 
 DAY = 86400.0
 HEALTH_DEFAULT_S = 30.0
@@ -182,23 +182,18 @@ def wait_lines(daemon: DaemonProc, n: int, timeout: float) -> None:
 def measure(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pg = None
     db_name = ""
-    server_env_extra: dict[str, str] = {}
+    database_url: str | None = None
     if backend == "postgresql":
         from tests.postgres_support import PostgresServer
 
         pg = PostgresServer().start()
-        url = pg.create_database("bench")
-        db_name = url.rsplit("/", 1)[1]
-        server_env_extra["PREFECT_API_DATABASE_CONNECTION_URL"] = url
-
-    class Server(PrefectServer):
-        def env(self) -> dict[str, str]:
-            return {**super().env(), **server_env_extra}
+        database_url = pg.create_database("bench")
+        db_name = database_url.rsplit("/", 1)[1]
 
     summary_s, has_setting = summary_default()
     k = args.compress
     try:
-        with world(workdir / backend, prefill=100, rate=2.0, assets=100) as w, Server(workdir / backend) as server:
+        with world(workdir / backend, prefill=100, rate=2.0, assets=100) as w, prefect_server(workdir / backend, database_url) as server:
             db = Database(backend, server, server.db_path if backend == "sqlite" else None, pg, db_name)
             # 1. accelerated: every check's health line and a bridge summary every 0.5 s -> bytes per row
             fast = {"SCAN_BRIDGE_HEALTH_INTERVAL_S": "0.5", "SCAN_BRIDGE_SUMMARY_INTERVAL_S": "0.5"}
