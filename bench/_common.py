@@ -328,6 +328,13 @@ def cpu_seconds(proc: Any) -> float:
     return times.user + times.system
 
 
+def cpu_percent(proc: Any, seconds: float) -> float:
+    """The CPU ``proc`` (a psutil.Process) uses over the next ``seconds``, in % of one core (waits that long)."""
+    before, started = cpu_seconds(proc), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_seconds(proc) - before) / (time.perf_counter() - started) * 100
+
+
 def write_atomic(path: Path, data: bytes) -> float:
     """Write ``data`` to a hidden temp beside ``path`` and rename it; returns perf_counter right after the rename."""
     temp = path.with_name(f".{path.name}.tmp")

@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 from ..bridge_process import spawn_dying_with_us
+from ..child_stop import stop_child
 
 RUN_VARIABLE = "SCAN_BRIDGE_CHAOS_RUN"
 BRIDGE_MODULE = "scan_bridge.service"
@@ -98,14 +99,7 @@ class Daemon:
         """SIGTERM (the daemon stops its bridge and exits 0), SIGKILL after ``timeout``."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-        return self.proc.returncode
+        return stop_child(self.proc, timeout)
 
     def close(self) -> None:
         self._stop.set()
