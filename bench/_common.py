@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hazelcast
 
@@ -49,6 +49,9 @@ from scan_bridge.localcluster import (  # noqa: E402
 )
 from tests.support import BridgeRunner  # noqa: E402
 from tests.support import unique_maps as unique_maps  # noqa: E402  (the benchmarks import it from here)
+
+if TYPE_CHECKING:
+    from tests.prefect_support import PrefectServer
 
 CACHE_ROOT = Path(tempfile.gettempdir()) / "scan-bridge-bench-cache"
 
@@ -191,6 +194,28 @@ def hazelcast_member(workdir: Path, heap: str = "2g", json_metadata: bool = True
         cluster.stop()
 
 
+# -- the Prefect server ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def prefect_server(workdir: Path, database_url: str | None = None) -> Iterator[PrefectServer]:
+    """The tests' Prefect server (tests/prefect_support.py), home and log in ``workdir``; stopped on exit.
+
+    Its ``env()`` is what a daemon needs to talk to it; ``database_url`` puts its database elsewhere
+    (PostgreSQL) instead of the SQLite ``db_path`` in its home.
+    """
+    from tests.prefect_support import PrefectServer  # imports Prefect's client: only for the benches that need it
+
+    server = PrefectServer(workdir / "prefect-home", workdir / "prefect-server.log", database_url=database_url)
+    started = time.monotonic()
+    server.start()
+    try:
+        log(f"prefect server on {server.api_url} ({time.monotonic() - started:.1f} s), DB {database_url or server.db_path}")
+        yield server
+    finally:
+        server.stop()
+
+
 def member_env(cluster: LocalCluster) -> dict[str, str]:
     return {
         "SCAN_BRIDGE_HAZELCAST_MEMBERS": ",".join(cluster.members),
@@ -301,6 +326,13 @@ def cpu_seconds(proc: Any) -> float:
     """user + system CPU seconds of a psutil.Process (all its threads)."""
     times = proc.cpu_times()
     return times.user + times.system
+
+
+def cpu_percent(proc: Any, seconds: float) -> float:
+    """The CPU ``proc`` (a psutil.Process) uses over the next ``seconds``, in % of one core (waits that long)."""
+    before, started = cpu_seconds(proc), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_seconds(proc) - before) / (time.perf_counter() - started) * 100
 
 
 def write_atomic(path: Path, data: bytes) -> float:

@@ -29,8 +29,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import log, md_table, median, print_header  # noqa: E402
-from bench_daemon_restart import DAEMON_HEALTH, DAEMON_PID, DaemonProc, PrefectServer, world  # noqa: E402
+from _common import log, md_table, median, prefect_server, print_header  # noqa: E402
+from bench_daemon_restart import DAEMON_HEALTH, DAEMON_PID, DaemonProc, world  # noqa: E402
 
 import re  # noqa: E402
 
@@ -56,7 +56,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-daemon-cpu-"))
     log(f"workdir {workdir}")
-    with world(workdir, prefill=100, rate=args.rate, assets=args.assets) as w, PrefectServer(workdir) as server:
+    with world(workdir, prefill=100, rate=args.rate, assets=args.assets) as w, prefect_server(workdir) as server:
         daemon = DaemonProc("daemon", w.bridge_env, server.env(), {}, workdir / "daemon.log").start()
         try:
             assert daemon.tap is not None and daemon.proc is not None

@@ -45,8 +45,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import log, md_table, print_header  # noqa: E402
-from bench_daemon_restart import DAEMON_HEALTH, DAEMON_PID, DAEMON_WATCHING, DaemonProc, PrefectServer, is_bridge, world  # noqa: E402
+from _common import log, md_table, prefect_server, print_header  # noqa: E402
+from bench_daemon_restart import DAEMON_HEALTH, DAEMON_PID, DAEMON_WATCHING, DaemonProc, is_bridge, world  # noqa: E402
 
 import signal  # noqa: E402
 
@@ -285,7 +285,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-daemon-db-"))
     log(f"workdir {workdir}")
-    with world(workdir, prefill=100, rate=2.0, assets=100) as w, PrefectServer(workdir) as server:
+    with world(workdir, prefill=100, rate=2.0, assets=100) as w, prefect_server(workdir) as server:
         db = server.db_path
         s0 = snapshot(db, "server started, no daemon")
         fast = {"SCAN_BRIDGE_HEALTH_INTERVAL_S": "1", "SCAN_BRIDGE_SUMMARY_INTERVAL_S": "1",

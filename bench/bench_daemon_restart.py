@@ -53,7 +53,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,9 +61,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import KeyEvents, client, hazelcast_member, log, md_table, median, print_header  # noqa: E402
+from _common import KeyEvents, client, hazelcast_member, log, md_table, median, prefect_server, print_header  # noqa: E402
 
-from scan_bridge.localcluster import free_port  # noqa: E402
 from scan_bridge.simulate import next_scan_number  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -155,79 +153,6 @@ class LineTap:
     def close(self) -> None:
         self._thread.join(5)
         self._log.close()
-
-
-# -- Prefect server ------------------------------------------------------------------------------------
-
-
-class PrefectServer:
-    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (and so its own SQLite DB)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.home = workdir / "prefect-home"
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.log_path = workdir / "prefect-server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def db_path(self) -> Path:
-        return self.home / "prefect.db"
-
-    def env(self) -> dict[str, str]:
-        return {
-            "PREFECT_HOME": str(self.home),
-            "PREFECT_API_URL": self.api_url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
-
-    def start(self, timeout_s: float = 120) -> PrefectServer:
-        env = {**os.environ, **self.env()}
-        env.pop("PREFECT_API_URL")
-        self._log = open(self.log_path, "ab")
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited ({self.proc.returncode}); see {self.log_path}")
-            if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"prefect server not healthy within {timeout_s:g} s; see {self.log_path}")
-            time.sleep(0.5)
-        log(f"prefect server on {self.api_url} ({time.monotonic() - started:.1f} s), DB {self.db_path}")
-        return self
-
-    def pids(self) -> list[int]:
-        """The server process and its uvicorn child."""
-        import psutil
-
-        if self.proc is None:
-            return []
-        try:
-            parent = psutil.Process(self.proc.pid)
-            return [parent.pid] + [c.pid for c in parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def stop(self) -> None:
-        stop_process(self.proc, grace_s=20)
-        with contextlib.suppress(Exception):
-            self._log.close()
-
-    def __enter__(self) -> PrefectServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # -- the scanner ------------------------------------------------------------------------------------------
@@ -564,7 +489,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-daemon-restart-"))
     log(f"workdir {workdir}")
     wanted = [name.strip() for name in args.setups.split(",")]
-    with world(workdir, args.prefill) as w, PrefectServer(workdir) as server:
+    with world(workdir, args.prefill) as w, prefect_server(workdir) as server:
         common_daemon = {"SCAN_BRIDGE_MAX_RESTARTS": "1000", "PREFECT_LOGGING_LEVEL": "INFO"}
         factories: dict[str, Callable[[World, Path], Supervised]] = {
             "daemon d=0": lambda w, p: DaemonProc("daemon d=0", w.bridge_env, server.env(),

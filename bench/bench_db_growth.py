@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from _common import log, md_table, print_header  # noqa: E402
-from bench_daemon_restart import DAEMON_HEALTH, DaemonProc, PrefectServer, world  # noqa: E402
+from _common import log, md_table, prefect_server, print_header  # noqa: E402
+from bench_daemon_restart import DAEMON_HEALTH, DaemonProc, world  # noqa: E402
 
 DAY = 86400.0
 HEALTH_DEFAULT_S = 30.0
@@ -179,40 +179,44 @@ def wait_lines(daemon: DaemonProc, n: int, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def daemon_phase(daemon: DaemonProc, db: Database, window_s: float, what: str, drain_s: float = 0.0) -> tuple[Snap, Snap]:
+    """Start ``daemon``; the database's figures once it has settled (3 health lines, then 5 s) and
+    ``window_s`` (+ ``drain_s``) later; the daemon stopped in any case."""
+    daemon.start()
+    try:
+        wait_lines(daemon, 3, 180)
+        time.sleep(5)
+        before = snap(db)
+        log(what)
+        time.sleep(window_s + drain_s)
+        return before, snap(db)
+    finally:
+        daemon.stop()
+
+
 def measure(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pg = None
     db_name = ""
-    server_env_extra: dict[str, str] = {}
+    database_url: str | None = None
     if backend == "postgresql":
         from tests.postgres_support import PostgresServer
 
         pg = PostgresServer().start()
-        url = pg.create_database("bench")
-        db_name = url.rsplit("/", 1)[1]
-        server_env_extra["PREFECT_API_DATABASE_CONNECTION_URL"] = url
-
-    class Server(PrefectServer):
-        def env(self) -> dict[str, str]:
-            return {**super().env(), **server_env_extra}
+        database_url = pg.create_database("bench")
+        db_name = database_url.rsplit("/", 1)[1]
 
     summary_s, has_setting = summary_default()
     k = args.compress
     try:
-        with world(workdir / backend, prefill=100, rate=2.0, assets=100) as w, Server(workdir / backend) as server:
+        with world(workdir / backend, prefill=100, rate=2.0, assets=100) as w, prefect_server(workdir / backend, database_url) as server:
             db = Database(backend, server, server.db_path if backend == "sqlite" else None, pg, db_name)
             # 1. accelerated: every check's health line and a bridge summary every 0.5 s -> bytes per row
             fast = {"SCAN_BRIDGE_HEALTH_INTERVAL_S": "0.5", "SCAN_BRIDGE_SUMMARY_INTERVAL_S": "0.5"}
-            daemon = DaemonProc("daemon-cost", w.bridge_env, server.env(), fast, workdir / f"{backend}-cost.log").start()
-            try:
-                wait_lines(daemon, 3, 180)
-                time.sleep(5)
-                a0 = snap(db)
-                log(f"{backend}: accelerated phase {args.cost_window:g} s")
-                time.sleep(args.cost_window)
-                time.sleep(3)  # the last batch of API logs (every ~2 s)
-                a1 = snap(db)
-            finally:
-                daemon.stop()
+            a0, a1 = daemon_phase(
+                DaemonProc("daemon-cost", w.bridge_env, server.env(), fast, workdir / f"{backend}-cost.log"), db,
+                args.cost_window, f"{backend}: accelerated phase {args.cost_window:g} s",
+                drain_s=3,  # the last batch of API logs (every ~2 s)
+            )
             # 2. artifact versions at a full day's size
             b0 = snap(db)
             artifact_versions(server.api_url, ARTIFACTS_PER_DAY)
@@ -221,17 +225,11 @@ def measure(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
             # 3. compressed defaults
             compressed = {"SCAN_BRIDGE_HEALTH_INTERVAL_S": f"{HEALTH_DEFAULT_S / k:g}",
                           "SCAN_BRIDGE_SUMMARY_INTERVAL_S": f"{summary_s / k:g}"}
-            daemon = DaemonProc("daemon-compressed", w.bridge_env, server.env(), compressed,
-                                workdir / f"{backend}-compressed.log").start()
-            try:
-                wait_lines(daemon, 3, 180)
-                time.sleep(5)
-                c0 = snap(db)
-                log(f"{backend}: compressed phase {args.window:g} s (x{k:g} = {args.window * k / 3600:.1f} h at the defaults)")
-                time.sleep(args.window)
-                c1 = snap(db)
-            finally:
-                daemon.stop()
+            c0, c1 = daemon_phase(
+                DaemonProc("daemon-compressed", w.bridge_env, server.env(), compressed, workdir / f"{backend}-compressed.log"),
+                db, args.window,
+                f"{backend}: compressed phase {args.window:g} s (x{k:g} = {args.window * k / 3600:.1f} h at the defaults)",
+            )
     finally:
         if pg is not None:
             pg.stop()

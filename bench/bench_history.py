@@ -57,7 +57,7 @@ from _common import (  # noqa: E402
     Bridge,
     KeyEvents,
     client,
-    cpu_seconds,
+    cpu_percent,
     hazelcast_member,
     log,
     md_table,
@@ -284,9 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                             try:
                                 proc = psutil.Process(bridge.pid)
                                 time.sleep(3)
-                                before, started = cpu_seconds(proc), time.perf_counter()
-                                time.sleep(idle_s)
-                                figures["idle_cpu_pct"] = (cpu_seconds(proc) - before) / (time.perf_counter() - started) * 100
+                                figures["idle_cpu_pct"] = cpu_percent(proc, idle_s)
                                 figures["rss_mb"] = proc.memory_info().rss / 2**20
                             finally:
                                 bridge.stop()

@@ -38,8 +38,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import command_line, log, md_table, print_header  # noqa: E402
-from bench_daemon_restart import DAEMON_HEALTH, DAEMON_PID, PYTHON, DaemonProc, PrefectServer, world  # noqa: E402
+from _common import command_line, log, md_table, prefect_server, print_header  # noqa: E402
+from bench_daemon_restart import DAEMON_HEALTH, DAEMON_PID, PYTHON, DaemonProc, world  # noqa: E402
 
 TARGET_MB_PER_H = 1.0
 MB = 2**20
@@ -97,7 +97,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     log(f"workdir {workdir}")
     csv_path = workdir / "samples.csv"
-    with world(workdir, prefill=10, rate=args.rate, assets=args.assets) as w, PrefectServer(workdir) as server:
+    with world(workdir, prefill=10, rate=args.rate, assets=args.assets) as w, prefect_server(workdir) as server:
         if args.trace:
             daemon: DaemonProc = TracedDaemon("daemon", w.bridge_env, server.env(), daemon_env, workdir / "daemon.log",
                                               trace_dir=workdir / "trace", trace_every_s=args.trace_every)

@@ -21,7 +21,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Bridge, cpu_seconds, hazelcast_member, log, md_table, member_env, print_header, unique_maps  # noqa: E402
+from _common import Bridge, cpu_percent, hazelcast_member, log, md_table, member_env, print_header, unique_maps  # noqa: E402
 
 from scan_bridge.simulate import write_scan  # noqa: E402
 
@@ -44,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc = psutil.Process(bridge.pid)
 
                 def cpu() -> float:
-                    before, started = cpu_seconds(proc), time.perf_counter()
-                    time.sleep(seconds)
-                    return (cpu_seconds(proc) - before) / (time.perf_counter() - started) * 100
+                    return cpu_percent(proc, seconds)
 
                 time.sleep(2)
                 rows.append(["connected, idle", f"{cpu():.1f}"])

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     CACHE_ROOT,
     Bridge,
-    cpu_seconds,
+    cpu_percent,
     hazelcast_member,
     log,
     md_table,
@@ -90,6 +90,15 @@ def tree_of(folders: int) -> Path:
     return watch
 
 
+def idle_cpu_percent(bridge: Bridge, seconds: float) -> float:
+    """Start ``bridge``; once it is watching and 3 s have settled it, its CPU over ``seconds`` (% of one core); stop it."""
+    with bridge:
+        bridge.wait_logged("Watching", 60)
+        proc = psutil.Process(bridge.pid)
+        time.sleep(3)
+        return cpu_percent(proc, seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 0 and 1,000 files, 5 s windows")
@@ -112,13 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     watch, {**member_env(cluster), **unique_maps()}, tmp / f"bridge-{n}-{observer}.log",
                     "--observer", observer, "--retention", "1",
                 )
-                with bridge:
-                    bridge.wait_logged("Watching", 60)
-                    proc = psutil.Process(bridge.pid)
-                    time.sleep(3)
-                    before, started = cpu_seconds(proc), time.perf_counter()
-                    time.sleep(seconds)
-                    pct = (cpu_seconds(proc) - before) / (time.perf_counter() - started) * 100
+                pct = idle_cpu_percent(bridge, seconds)
                 log(f"{n} files, {observer}: {pct:.2f} %")
                 rows.append([f"{n:,}", observer, f"{pct:.2f}"])
             for n in folder_counts:
@@ -127,13 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     watch, {**member_env(cluster), **unique_maps()}, tmp / f"bridge-folders-{n}.log",
                     "--observer", "polling", "--retention", "1",
                 )
-                with bridge:
-                    bridge.wait_logged("Watching", 60)
-                    proc = psutil.Process(bridge.pid)
-                    time.sleep(3)
-                    before, started = cpu_seconds(proc), time.perf_counter()
-                    time.sleep(seconds)
-                    pct = (cpu_seconds(proc) - before) / (time.perf_counter() - started) * 100
+                pct = idle_cpu_percent(bridge, seconds)
                 total = 1 + sum(1 for p in watch.rglob("*") if p.is_dir())
                 log(f"{n} day folders ({total} folders), polling: {pct:.2f} %")
                 folder_rows.append([f"{n:,}", f"{total:,}", f"{pct:.2f}"])

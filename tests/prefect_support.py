@@ -96,6 +96,21 @@ class PrefectServer:
     def url(self) -> str:
         return self.api_url
 
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database in its PREFECT_HOME (unused when ``database_url`` puts it elsewhere)."""
+        return self.home / "prefect.db"
+
+    def pids(self) -> list[int]:
+        """The server process and its children (uvicorn), for measuring what it costs."""
+        if self.proc is None:
+            return []
+        try:
+            parent = psutil.Process(self.proc.pid)
+            return [parent.pid] + [child.pid for child in parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
     def env(self) -> dict[str, str]:
         return clean_env(PREFECT_HOME=str(self.home), PREFECT_API_URL=self.api_url)
 

@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 import hazelcast
 from hazelcast import predicate, projection
 
+from scan_bridge.child_stop import stop_child
 from scan_bridge.document import HISTORY_KEY_INT_TYPE
+from scan_bridge.settings import env_var
 
 T = TypeVar("T")
 
@@ -43,6 +45,16 @@ def unique_maps() -> dict[str, str]:
         "SCAN_BRIDGE_FEATURES_MAP": f"F_{suffix}",
         "SCAN_BRIDGE_HISTORY_MAP": f"H_{suffix}",
     }
+
+
+#: The settings that name a test's member and maps (``hazelcast_cluster.env()`` and :func:`unique_maps`).
+MEMBER_SETTINGS = ("hazelcast_members", "hazelcast_cluster_name", "features_map", "history_map")
+
+
+def member_settings(env: dict[str, str]) -> dict[str, str]:
+    """Keyword arguments for a settings class (``DaemonSettings(**member_settings(env), ...)``): the member
+    and maps a test's environment names, read from their variables."""
+    return {name: env[env_var(name)] for name in MEMBER_SETTINGS}
 
 
 class View:
@@ -160,15 +172,9 @@ class BridgeRunner:
 
     def stop(self, timeout: float = 10) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = stop_child(self.proc, timeout, kill_wait_s=None)
         self._log.close()
-        return self.proc.returncode
+        return code
 
     def __enter__(self) -> BridgeRunner:
         return self.start()

@@ -103,19 +103,24 @@ def sigterm_within_promise(bridge: BridgeRunner) -> float:
     return took
 
 
+def frozen_while_pushing(bridge: BridgeRunner, scans: Path, env: dict[str, str], member: LocalCluster) -> str:
+    """Scans 1-10 pushed, then the member frozen while 11-20 are written (their pushes start, and hang):
+    the bridge's one line that the member went silent."""
+    bridge.wait_logged("Watching", 60)
+    for n in range(1, 11):
+        write(scans, n)
+    settled(env, set(range(1, 11)), 30, "before the freeze")
+    freeze(member)
+    for n in range(11, 21):
+        write(scans, n)
+    return bridge.wait_logged(SILENT_LINE, 60)
+
+
 def test_frozen_member_is_logged_once_and_caught_up_exactly_on_thaw(tmp_path, scans, member):
     env = env_for(member)
     address = member.members[0]
     with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
-        bridge.wait_logged("Watching", 60)
-        for n in range(1, 11):
-            write(scans, n)
-        settled(env, set(range(1, 11)), 30, "before the freeze")
-
-        freeze(member)
-        for n in range(11, 21):  # pushes start, and hang
-            write(scans, n)
-        line = bridge.wait_logged(SILENT_LINE, 60)
+        line = frozen_while_pushing(bridge, scans, env, member)
         assert address in line
         for n in range(21, 31):  # noticed: the bridge watches and queues on
             write(scans, n)
@@ -137,15 +142,7 @@ def test_frozen_member_is_logged_once_and_caught_up_exactly_on_thaw(tmp_path, sc
 def test_frozen_then_replaced_member_gets_every_scan(tmp_path, scans, member):
     env = env_for(member)
     with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
-        bridge.wait_logged("Watching", 60)
-        for n in range(1, 11):
-            write(scans, n)
-        settled(env, set(range(1, 11)), 30, "before the freeze")
-
-        freeze(member)
-        for n in range(11, 21):
-            write(scans, n)
-        bridge.wait_logged(SILENT_LINE, 60)
+        frozen_while_pushing(bridge, scans, env, member)
         member.stop_member(0, kill=True)  # SIGKILL reaches a stopped process
         for n in range(21, 26):
             write(scans, n)

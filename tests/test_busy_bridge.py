@@ -18,7 +18,7 @@ import pytest
 from scan_bridge.health import FreshnessChecker
 from scan_bridge.settings import DaemonSettings
 
-from .support import BridgeRunner, wait_for, write_many_scans
+from .support import BridgeRunner, member_settings, wait_for, write_many_scans
 
 FILES = 30000  # long enough to outlast the bounds on a quiet machine too (12,000 took 4.6 s there)
 HEARTBEAT_INTERVAL_S = 0.1
@@ -35,10 +35,7 @@ def scans(tmp_path):
 
 def checker_for(env: dict[str, str], watch_dir: Path) -> FreshnessChecker:
     settings = DaemonSettings(
-        hazelcast_members=env["SCAN_BRIDGE_HAZELCAST_MEMBERS"],
-        hazelcast_cluster_name=env["SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME"],
-        features_map=env["SCAN_BRIDGE_FEATURES_MAP"],
-        history_map=env["SCAN_BRIDGE_HISTORY_MAP"],
+        **member_settings(env),
         watch_dir=watch_dir,
         heartbeat_stale_after_s=BOUND_S,
         newer_file_grace_s=1.0,

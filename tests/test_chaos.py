@@ -107,6 +107,25 @@ def test_alerts_expected_are_one_per_state_change_per_daemon():
     assert result["duplicates"] == ["warning (scan-bridge.warning at t1) x2"] and result["more_than_expected"] == {"warning": 1}
 
 
+
+def test_the_receiver_reads_what_arrives_as_alerts():
+    import urllib.request
+
+    from scan_bridge.chaos.alerting import Receiver
+
+    receiver = Receiver()
+    try:
+        assert receiver.url.endswith("/alert")
+        alert = {"alert": "warning", "event": "scan-bridge.warning", "occurred": "t1", "message": "WARNING: ..."}
+        for body in (json.dumps(alert).encode(), b"not json", b"[1, 2]"):
+            urllib.request.urlopen(urllib.request.Request(receiver.url, data=body, method="POST"), timeout=10).close()
+        assert [(r.alert, r.event, r.occurred) for r in receiver.received] == [
+            ("warning", "scan-bridge.warning", "t1"), ("unreadable", "not json", ""), ("unreadable", "[1, 2]", "")
+        ]
+        assert [m.path for m in receiver.messages] == ["/alert"] * 3
+    finally:
+        receiver.close()
+
 # -- the referee against a real member ---------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from scan_bridge.downstream import StaleScanError, wait_for_fresh_scan
 from scan_bridge.settings import DaemonSettings, HazelcastSettings
 from scan_bridge.simulate import write_scan
 
-from .support import BridgeRunner, unique_maps, wait_for
+from .support import BridgeRunner, member_settings, unique_maps, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,13 +33,7 @@ def env(hazelcast_cluster):
 
 @pytest.fixture
 def settings(env) -> HazelcastSettings:
-    return HazelcastSettings(
-        hazelcast_members=env["SCAN_BRIDGE_HAZELCAST_MEMBERS"],
-        hazelcast_cluster_name=env["SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME"],
-        features_map=env["SCAN_BRIDGE_FEATURES_MAP"],
-        history_map=env["SCAN_BRIDGE_HISTORY_MAP"],
-        scan_topic=env["SCAN_BRIDGE_SCAN_TOPIC"],
-    )
+    return HazelcastSettings(**member_settings(env), scan_topic=env["SCAN_BRIDGE_SCAN_TOPIC"])
 
 
 @pytest.fixture

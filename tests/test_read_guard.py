@@ -10,23 +10,33 @@ import pytest
 from scan_bridge.read_guard import ReadGuard, guard_dir
 
 
-def test_a_marker_left_set_names_the_crashed_file_once_and_it_stays_skipped(tmp_path: Path) -> None:
+def watched_file(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A watched folder holding one 10-byte file ``name``: (the folder, the file)."""
     watch = tmp_path / "scans"
     watch.mkdir()
-    bad = watch / "scan_000004.arrow"
-    bad.write_bytes(b"x" * 10)
+    path = watch / name
+    path.write_bytes(b"x" * 10)
+    return watch, path
+
+
+def dies_reading(guard: ReadGuard, path: Path) -> None:
+    """The process dies while reading ``path``: its marker stays set (it never gets to end() or close())."""
+    guard.begin(path)
+    os.close(guard._fd)
+
+
+def test_a_marker_left_set_names_the_crashed_file_once_and_it_stays_skipped(tmp_path: Path) -> None:
+    watch, bad = watched_file(tmp_path, "scan_000004.arrow")
     guard = ReadGuard(tmp_path / "state", watch)
     assert guard.recover() == []
     guard.begin(watch / "scan_000003.arrow")
     guard.end()
-    guard.begin(bad)  # ... and the process dies here (it never gets to close())
-    os.close(guard._fd)
+    dies_reading(guard, bad)
     once = ReadGuard(tmp_path / "state", watch)
     assert once.recover() == []  # one death may be a kill -9 mid-read: read it once more
     assert [c.path for c in once.suspects] == [bad]
     assert once.crashed() == []
-    once.begin(bad)  # ... and it dies again
-    os.close(once._fd)
+    dies_reading(once, bad)  # ... and again
     again = ReadGuard(tmp_path / "state", watch)
     (crashed,) = again.recover()
     assert crashed.path == bad and crashed.deaths == 2
@@ -40,21 +50,16 @@ def test_a_marker_left_set_names_the_crashed_file_once_and_it_stays_skipped(tmp_
 
 
 def test_a_file_read_to_the_end_after_one_death_is_forgiven(tmp_path: Path) -> None:
-    watch = tmp_path / "scans"
-    watch.mkdir()
-    good = watch / "scan_000007.arrow"
-    good.write_bytes(b"x" * 10)
+    watch, good = watched_file(tmp_path, "scan_000007.arrow")
     guard = ReadGuard(tmp_path / "state", watch)
     guard.recover()
-    guard.begin(good)  # killed (kill -9, OOM) while reading a good scan
-    os.close(guard._fd)
+    dies_reading(guard, good)  # killed (kill -9, OOM) while reading a good scan
     after = ReadGuard(tmp_path / "state", watch)
     assert after.recover() == [] and [c.path for c in after.suspects] == [good]
     after.begin(good)
     after.end()
     after.forgive(good)  # read to the end: the death was not the file's
-    after.begin(good)  # a second, unrelated kill -9 mid-read of the same file
-    os.close(after._fd)
+    dies_reading(after, good)  # a second, unrelated kill -9 mid-read of the same file
     third = ReadGuard(tmp_path / "state", watch)
     assert third.recover() == []  # still only one strike: read again, never skipped
     assert third.crashed() == []

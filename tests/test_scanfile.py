@@ -449,30 +449,23 @@ def test_every_prefix_is_incomplete_and_the_whole_is_complete(tmp_path: Path, fm
     assert read_scan(path, LIMIT).asset_count == 40
 
 
-def test_header_written_but_no_footer_is_incomplete(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("new_writer", "reason"),
+    [
+        (pa.ipc.new_file, "no footer yet"),  # magic, schema and the batch are there; the footer is not
+        (pa.ipc.new_stream, "no end-of-stream marker yet"),
+    ],
+    ids=["file_without_footer", "stream_without_end_marker"],
+)
+def test_written_but_not_closed_is_incomplete(tmp_path: Path, new_writer: Any, reason: str) -> None:
     table = make_table(10)
     path = tmp_path / "s.arrow"
     with open(path, "wb") as handle:
-        writer = pa.ipc.new_file(handle, table.schema)
+        writer = new_writer(handle, table.schema)
         writer.write_table(table)
         handle.flush()
         try:
-            exc = incomplete(path)  # magic, schema and the batch are there; the footer is not
-            assert "no footer yet" in exc.reason
-        finally:
-            writer.close()
-    assert read_scan(path, LIMIT).asset_count == 10
-
-
-def test_stream_without_end_marker_is_incomplete(tmp_path: Path) -> None:
-    table = make_table(10)
-    path = tmp_path / "s.arrow"
-    with open(path, "wb") as handle:
-        writer = pa.ipc.new_stream(handle, table.schema)
-        writer.write_table(table)
-        handle.flush()
-        try:
-            assert "no end-of-stream marker yet" in incomplete(path).reason
+            assert reason in incomplete(path).reason
         finally:
             writer.close()
     assert read_scan(path, LIMIT).asset_count == 10

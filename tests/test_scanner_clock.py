@@ -20,7 +20,7 @@ from scan_bridge.settings import DaemonSettings
 from scan_bridge.simulate import write_scan
 from scan_bridge.supervisor import bridge_event
 
-from .support import BridgeRunner, View, unique_maps, wait_for
+from .support import BridgeRunner, View, member_settings, unique_maps, wait_for
 
 T0 = datetime(2026, 3, 24, 12, 0, tzinfo=UTC)
 
@@ -73,12 +73,17 @@ def resets(bridge: BridgeRunner) -> list[dict[str, Any]]:
     return [line["fields"] for line in bridge.lines() if line.get("fields", {}).get("event") == "counter_reset"]
 
 
+def first_run(bridge: BridgeRunner, scans: Path, view: View) -> None:
+    """The scanner's first run through ``bridge``: scans #1-#20, 10 s apart from T0, #20 latest."""
+    bridge.wait_logged("Watching")
+    for n in range(1, 21):
+        write(scans, n, T0 + timedelta(seconds=10 * n))
+    wait_for(latest_is(view, 20), 30, "latest #20 of the first run")
+
+
 def test_scanner_restart_mid_stream_numbering_from_1(tmp_path, scans, env, view):
     with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
-        bridge.wait_logged("Watching")
-        for n in range(1, 21):
-            write(scans, n, T0 + timedelta(seconds=10 * n))
-        wait_for(latest_is(view, 20), 30, "latest #20 of the first run")
+        first_run(bridge, scans, view)
         restart = T0 + timedelta(minutes=10)
         for n in range(1, 11):  # the scanner restarted: new files, numbering from 1, later times
             write(scans, n, restart + timedelta(seconds=10 * n))
@@ -115,10 +120,7 @@ def test_daily_counter_across_midnight_with_date_folders(tmp_path, scans, env, v
 
 def test_counter_reset_while_the_bridge_is_down_is_found_at_start(tmp_path, scans, env, view):
     with BridgeRunner(scans, env, tmp_path / "bridge.log") as bridge:
-        bridge.wait_logged("Watching")
-        for n in range(1, 21):
-            write(scans, n, T0 + timedelta(seconds=10 * n))
-        wait_for(latest_is(view, 20), 30, "latest #20")
+        first_run(bridge, scans, view)
     restart = T0 + timedelta(minutes=10)
     for n in range(1, 6):
         write(scans, n, restart + timedelta(seconds=10 * n))
@@ -187,10 +189,7 @@ def test_health_check_and_wait_for_fresh_scan_across_a_reset(tmp_path, scans, en
     now = datetime.now(UTC)
     old_run = now - timedelta(minutes=5)
     settings = DaemonSettings(
-        hazelcast_members=env["SCAN_BRIDGE_HAZELCAST_MEMBERS"],
-        hazelcast_cluster_name=env["SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME"],
-        features_map=env["SCAN_BRIDGE_FEATURES_MAP"],
-        history_map=env["SCAN_BRIDGE_HISTORY_MAP"],
+        **member_settings(env),
         watch_dir=scans,
         newer_file_grace_s=0.5,
         health_timeout_s=10,

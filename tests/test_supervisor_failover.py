@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from scan_bridge.lease import Role
 from scan_bridge.lease_elector import SteppedDown, TookOver
 from scan_bridge.names import FENCED_EXIT_CODE
 from scan_bridge.restart_policy import ProcessState
@@ -53,7 +54,7 @@ def test_a_standby_starts_no_bridge_and_acts_on_no_report() -> None:
     status = h.run([HealthResult(DOWN, None), Advance(60.0), HealthResult(STUCK, None), StopRequest("over")])
     assert [e for e in h.history if e[0] in ("start", "kill", "restarted")] == []
     assert h.history[0] == ("elector-start",) and h.history[-2:] == [("elector-stop", True), ("stopped", "over")]
-    assert status.role == "standby" and status.restarts_total == 0
+    assert status.role is Role.STANDBY and status.restarts_total == 0
 
 
 def test_a_takeover_starts_the_bridge_under_the_epoch_and_is_not_a_restart() -> None:
@@ -61,7 +62,7 @@ def test_a_takeover_starts_the_bridge_under_the_epoch_and_is_not_a_restart() -> 
     status = h.run([TookOver(7, "machine-a did not renew"), checked(HEALTHY, 101), StopRequest("over")])
     assert ("start", 101) in h.history and ("took_over", 7, 1) in h.history
     assert h.envs[0]["SCAN_BRIDGE_LEASE_EPOCH"] == "7" and h.envs[0]["SCAN_BRIDGE_MACHINE_NAME"]
-    assert status.role == "active" and status.epoch == 7 and status.restarts_total == 0 and status.restarts_in_window == 0
+    assert status.role is Role.ACTIVE and status.epoch == 7 and status.restarts_total == 0 and status.restarts_in_window == 0
     # the bridge is stopped before the lease is released: never two writers
     assert h.history.index(("stop", 101, 7.0)) < h.history.index(("elector-stop", True))
 
@@ -74,7 +75,7 @@ def test_stepping_down_kills_the_bridge_and_stands_by_again() -> None:
     ])
     assert ("kill", 101) in h.history and ("stepped_down", "machine-b holds the lease now (epoch 3)") in h.history
     assert [e for e in h.history if e[0] == "start"] == [("start", 101)]  # nothing restarted it
-    assert status.role == "standby" and status.epoch is None and status.state is ProcessState.STOPPED
+    assert status.role is Role.STANDBY and status.epoch is None and status.state is ProcessState.STOPPED
 
 
 def test_a_fenced_bridge_is_not_restarted() -> None:
@@ -100,6 +101,6 @@ def test_the_artifact_and_heartbeat_say_the_role_only_under_failover() -> None:
 
     single = DaemonStatus()
     assert "role" not in figures(single) and "role" not in heartbeat_payload(single)
-    active = DaemonStatus(role="active", epoch=3, takeovers_total=2, active_since="2026-12-02T05:00:00+00:00")
+    active = DaemonStatus(role=Role.ACTIVE, epoch=3, takeovers_total=2, active_since="2026-12-02T05:00:00+00:00")
     assert figures(active)["role"] == "active" and heartbeat_payload(active)["epoch"] == 3
     assert "| role | active |" in render_markdown(active) and "| epoch | 3 |" in render_markdown(active)

@@ -3,12 +3,12 @@
 Two processes and the operator's tools; the modules group by name (docs/architecture.md has the map):
 
 * the bridge (``python -m scan_bridge.service``): ``service``, ``watcher``, ``folder_poller``,
-  ``discovery``, ``scanfile``, ``read_guard``, ``sink``, ``hzcall``, ``logs``, ``runfiles``;
+  ``discovery``, ``scanfile``, ``read_guard``, ``sink``, ``hzcall``, ``logs``, ``log_record``, ``runfiles``;
 * the daemon (the flow ``scan_bridge.daemon_flow:scan_bridge_daemon_flow``): ``daemon_*``,
   ``supervisor``, ``bridge_process``, ``bridge_output``, ``restart_policy``, ``health*``,
-  ``metrics``, ``prefect_server``, ``run_processes``, ``parent_death``;
+  ``metrics``, ``prefect_server``, ``run_processes``, ``parent_death``, ``child_stop``;
 * the operator's tools: ``control`` (behind ``deploy.py``), ``alerts``, ``local``, ``localcluster``,
-  ``simulate``; for consumers: ``downstream``;
+  ``simulate``, ``webhook_receiver``; for consumers: ``downstream``;
 * facts every part shares: ``names``, ``settings``, ``health_status``, ``document``, ``ordering``.
 """
 

@@ -1,18 +1,19 @@
 """Reading the bridge's output, as the daemon does: levels, messages, and the records it acts on.
 
-The bridge writes one JSON object per line (``--log-format json``, :class:`~scan_bridge.logs.JsonFormatter`).
+The bridge writes one JSON object per line (``--log-format json``, :class:`~scan_bridge.logs.JsonFormatter`),
+read back here as the same typed :class:`~scan_bridge.log_record.BridgeRecord` (its keys' one home).
 The daemon forwards each line at the bridge's level, and acts on a few records, recognised by their
 structured fields (markers in :mod:`.names`), never by their message text, which a file name can forge.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from . import names
 from .bridge_process import BridgeProcess, Line
+from .log_record import EVENT_IN_LINE, BridgeRecord, CrashedReader
 from .logs import printable
 
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR,
@@ -25,25 +26,16 @@ BRIDGE_EVENTS = {names.COUNTER_RESET: names.COUNTER_RESET_EVENT}
 
 def bridge_event(text: str) -> tuple[str, dict[str, Any]] | None:
     """(event name, the record's fields) for a bridge JSON line whose ``fields.event`` is in :data:`BRIDGE_EVENTS`."""
-    if '"event"' not in text:  # cheap: most lines are not events
+    if EVENT_IN_LINE not in text:  # cheap: most lines are not events
         return None
-    payload = bridge_payload(text)
-    fields = payload.get("fields") if payload is not None else None
-    if not isinstance(fields, dict):
-        return None
-    name = BRIDGE_EVENTS.get(str(fields.get("event")))
-    return (name, fields) if name is not None else None
+    record = bridge_record(text)
+    name = BRIDGE_EVENTS.get(record.event or "") if record is not None else None
+    return None if record is None or name is None else (name, record.fields)
 
 
-def bridge_payload(text: str) -> dict[str, Any] | None:
-    """The JSON object of one line of bridge output (``--log-format json``); None for any other line."""
-    if not text.startswith("{"):
-        return None
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) and "message" in payload else None
+def bridge_record(text: str) -> BridgeRecord | None:
+    """The record of one line of bridge output (``--log-format json``); None for any other line."""
+    return BridgeRecord.from_json(text)
 
 
 def bridge_line(text: str, stream: str) -> tuple[int, str]:
@@ -53,25 +45,21 @@ def bridge_line(text: str, stream: str) -> tuple[int, str]:
     their newlines and escapes decoded, and the Prefect log (and the worker's console) must show one
     line per bridge line, never a line a file name forged.
     """
-    payload = bridge_payload(text)
-    if payload is not None:
-        level = _LEVELS.get(str(payload.get("level", "INFO")).upper(), logging.INFO)
-        return level, printable(str(payload["message"]))
+    record = bridge_record(text)
+    if record is not None:
+        return _LEVELS.get(record.level.upper(), logging.INFO), printable(record.message)
     return (logging.WARNING if stream == "stderr" else logging.INFO), printable(text)
 
 
-def crashed_reader_file(text: str) -> tuple[str, str] | None:
+def crashed_reader_file(text: str) -> CrashedReader | None:
     """(file, reason) when a bridge line reports a file that crashed a reader (a previous bridge died
     reading it, and the bridge now skips it for good); None for any other line.
 
-    Read from the line's structured fields (``event``, ``crashed_reader``, ``file``, ``reason``, see
-    names.FILE_REJECTED), never from its message text, which a file name can forge.
+    Read from the line's structured fields (:meth:`~scan_bridge.log_record.BridgeRecord.crashed_reader`),
+    never from its message text, which a file name can forge.
     """
-    payload = bridge_payload(text)
-    found = payload.get("fields") if payload is not None else None
-    if not isinstance(found, dict) or found.get("event") != names.FILE_REJECTED or found.get("crashed_reader") is not True:
-        return None
-    return str(found.get("file", "")), str(found.get("reason", ""))
+    record = bridge_record(text)
+    return record.crashed_reader() if record is not None else None
 
 
 def announces_stop(message: Any, pid: int) -> bool:

@@ -33,7 +33,7 @@ def failover_figures(status: DaemonStatus) -> dict[str, Any]:
     """Role, lease epoch, takeovers and since when active, under failover; nothing on a single machine."""
     if status.role is None:
         return {}
-    return {"role": status.role, "epoch": status.epoch, "takeovers_total": status.takeovers_total,
+    return {"role": status.role.value, "epoch": status.epoch, "takeovers_total": status.takeovers_total,
             "active_since": status.active_since}
 
 

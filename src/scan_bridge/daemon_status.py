@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .health_classify import FreshnessReport
+from .lease import Role
 from .restart_policy import ProcessState
 
 
@@ -34,9 +35,9 @@ class DaemonStatus:
     last_exit_code: int | None = None
     last_decision: str | None = None
     report: FreshnessReport | None = None
-    #: Failover only (docs/high-availability.md): "active" or "standby", the lease epoch while active,
+    #: Failover only (docs/high-availability.md): active or standby, the lease epoch while active,
     #: takeovers by this daemon, and when it last took over (UTC ISO). None/0 on a single machine.
-    role: str | None = None
+    role: Role | None = None
     epoch: int | None = None
     takeovers_total: int = 0
     active_since: str | None = None

@@ -26,6 +26,7 @@ from typing import IO
 
 import httpx
 
+from .child_stop import stop_child
 from .control import POOL, project_dir
 from .parent_death import die_with_parent
 from .worker_launcher import prefect_worker_argv
@@ -170,13 +171,7 @@ class Launcher:
         if any(name == "worker" for name, proc, _ in self.children if proc.poll() is None):
             self._deploy_py("stop", "--timeout", "30")
         for name, proc, log in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT if name == "worker" else signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_child(proc, 20, kill_wait_s=None, sig=signal.SIGINT if name == "worker" else signal.SIGTERM)
             log.close()
         if self.cluster is not None:
             self.cluster.stop()

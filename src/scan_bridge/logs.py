@@ -6,13 +6,13 @@ carries the level and the structured fields separately from the message; people 
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import datetime, timezone
 from typing import Any
 
 from . import names
+from .log_record import BridgeRecord
 
 LOGGER_NAME = "scan_bridge"
 
@@ -27,6 +27,9 @@ FILE_REJECTED = names.FILE_REJECTED
 #: The daemon's run never ends, so every line it sends is a database row kept for good
 #: (docs/performance.md, section 3): the routine lines stay local, a summary goes every few minutes.
 CONSOLE_ONLY: dict[str, Any] = {"send_to_api": False}
+
+#: The attribute :func:`fields` sets on a log record and :class:`JsonFormatter` reads.
+_FIELDS_ATTRIBUTE = "fields"
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -69,20 +72,16 @@ class HumanFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "message", "fields"}``: one line, parseable whatever the message holds."""
+    """One :class:`~scan_bridge.log_record.BridgeRecord` a line: parseable whatever the message holds."""
 
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if fields:
-            payload["fields"] = fields
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str, separators=(",", ":"))
+        return BridgeRecord(
+            time=datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            level=record.levelname,
+            message=record.getMessage(),
+            fields=getattr(record, _FIELDS_ATTRIBUTE, None) or {},
+            exception=self.formatException(record.exc_info) if record.exc_info else None,
+        ).to_json()
 
 
 def setup_logging(fmt: str = "human", level: str = "INFO") -> logging.Logger:
@@ -103,4 +102,4 @@ def setup_logging(fmt: str = "human", level: str = "INFO") -> logging.Logger:
 
 def fields(**values: Any) -> dict[str, Any]:
     """``extra=`` for a log call whose structured fields should travel with the JSON line."""
-    return {"fields": values}
+    return {_FIELDS_ATTRIBUTE: values}

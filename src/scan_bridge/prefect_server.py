@@ -17,7 +17,6 @@ The server is the ordinary one (``prefect server start --no-ui``): the same data
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from .bridge_process import spawn_dying_with_us
+from .child_stop import stop_child
 from .localcluster import free_port
 
 #: How many ports to try when the one picked is taken between our look and the server's bind.
@@ -111,14 +111,8 @@ class OwnPrefectServer:
     def stop(self) -> None:
         """SIGTERM, up to ``STOP_GRACE_S``, then SIGKILL; safe to call twice."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if proc is not None:
+            stop_child(proc, STOP_GRACE_S, kill_wait_s=5)
 
 
 def ensure_api() -> OwnPrefectServer | None:

@@ -325,19 +325,8 @@ class Simulator:
         return self.written
 
 
-def run(
-    out: Path,
-    rate: float = 2.0,
-    assets: int = 400,
-    start_scan: int | None = None,
-    count: int | None = None,
-    in_place: bool = False,
-    date_folders: bool = True,
-    fmt: str = "file",
-    seed: int | None = None,
-) -> int:
-    """Run a :class:`Simulator` until done, SIGINT or SIGTERM (handled: it stops cleanly); returns the number written."""
-    simulator = Simulator(out, rate, assets, start_scan, count, in_place, date_folders, fmt, seed)
+def run(simulator: Simulator) -> int:
+    """Run ``simulator`` until done, SIGINT or SIGTERM (handled: it stops cleanly); returns the number written."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
         simulator.stop()
@@ -379,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="file", help="Arrow IPC file or stream format (default file).")
     parser.add_argument("--seed", type=int, default=None, help="Seed for reproducible content.")
     args = parser.parse_args(argv)
-    run(args.out, args.rate, args.assets, args.start_scan, args.count, args.in_place, args.date_folders, args.fmt, args.seed)
+    run(Simulator(args.out, args.rate, args.assets, args.start_scan, args.count, args.in_place, args.date_folders, args.fmt,
+                  args.seed))
     return 0
 
 

@@ -27,7 +27,7 @@ from .bridge_output import (
     announces_stop,
     bridge_event,
     bridge_line,
-    bridge_payload,
+    bridge_record,
     crashed_reader_file,
     tail_text,
 )
@@ -37,6 +37,7 @@ from .health_check import FreshnessChecker
 from .health_classify import FreshnessReport
 from .health_status import HealthStatus
 from .health_ticker import HealthResult, HealthTicker
+from .lease import Role
 from .lease_elector import SteppedDown, TookOver
 from .logs import CONSOLE_ONLY, printable
 from .names import FENCED_EXIT_CODE
@@ -57,7 +58,7 @@ __all__ = [  # the loop; and, under their old import path, the types it is wired
     "Supervisor",
     "bridge_event",
     "bridge_line",
-    "bridge_payload",
+    "bridge_record",
     "crashed_reader_file",
 ]
 
@@ -308,7 +309,7 @@ class Supervisor:
     # -- failover (docs/high-availability.md) ----------------------------------------------------------
 
     def _standing_by(self) -> bool:
-        return self.elector is not None and self.status.role != "active"
+        return self.elector is not None and self.status.role is not Role.ACTIVE
 
     def _bridge_running(self) -> bool | None:
         """For the health check: None while standing by (the running bridge is another machine's)."""
@@ -318,7 +319,7 @@ class Supervisor:
 
     def _stand_by(self) -> None:
         assert self.elector is not None
-        self.status.role = "standby"
+        self.status.role = Role.STANDBY
         self.elector.on_took_over = lambda epoch, reason: self.events.put(TookOver(epoch, reason))
         self.elector.on_stepped_down = lambda reason: self.events.put(SteppedDown(reason))
         self.log.info(
@@ -331,7 +332,7 @@ class Supervisor:
         """This machine holds the lease: start the bridge under its epoch. Not a restart: the budget is untouched."""
         from datetime import UTC, datetime
 
-        self.status.role, self.status.epoch = "active", epoch
+        self.status.role, self.status.epoch = Role.ACTIVE, epoch
         self.status.takeovers_total += 1
         self.status.active_since = datetime.now(UTC).isoformat(timespec="seconds")
         self.env[env_var("lease_epoch")] = str(epoch)
@@ -348,7 +349,7 @@ class Supervisor:
 
     def _stepped_down(self, reason: str) -> None:
         """This machine lost the lease: SIGKILL the bridge (it must write nothing more), stand by again."""
-        self.status.role, self.status.epoch, self.status.active_since = "standby", None, None
+        self.status.role, self.status.epoch, self.status.active_since = Role.STANDBY, None, None
         self._restart_at = None
         killed = ""
         if self.process is not None and self.process.is_running():

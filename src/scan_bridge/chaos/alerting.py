@@ -9,14 +9,12 @@ The proactive ``daemon-silent`` alert follows a killed daemon and is counted apa
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ..webhook_receiver import Received as Message
+from ..webhook_receiver import WebhookReceiver
 from .processes import Verdict
 
 #: The daemon's verdict -> the alert its state change fires (alerts.alerts()).
@@ -34,42 +32,24 @@ class Received:
     occurred: str
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 standing in for Slack or PagerDuty; records what arrives."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw)
-                    item = Received(time.time(), str(body.get("alert")), str(body.get("event")), str(body.get("occurred")))
-                except (ValueError, AttributeError):
-                    item = Received(time.time(), "unreadable", raw[:200].decode("utf-8", "replace"), "")
-                with owner._lock:
-                    owner.received.append(item)
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="chaos-webhook", daemon=True)
-        self._thread.start()
+class Receiver(WebhookReceiver):
+    """The run's webhook receiver (:class:`~scan_bridge.webhook_receiver.WebhookReceiver` on ``/alert``);
+    what arrived, read as alerts."""
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/alert"
+        return f"{super().url}/alert"
 
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    @property
+    def received(self) -> list[Received]:
+        return [_as_alert(message) for message in self.matching(lambda _: True)]
+
+
+def _as_alert(message: Message) -> Received:
+    body = message.body
+    if not isinstance(body, dict):
+        return Received(message.at, "unreadable", message.raw[:200], "")
+    return Received(message.at, str(body.get("alert")), str(body.get("event")), str(body.get("occurred")))
 
 
 def expected_alerts(verdicts: list[Verdict]) -> Counter[str]:

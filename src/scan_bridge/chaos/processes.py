@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 
 from ..bridge_process import spawn_dying_with_us
+from ..child_stop import stop_child
 
 #: The capabilities that let root read whatever the permission bits say (``capabilities(7)``).
 DAC_CAPABILITIES = {"dac_override": 1, "dac_read_search": 2}
@@ -130,14 +131,7 @@ class Daemon:
         """SIGTERM (the daemon stops its bridge and exits 0), SIGKILL after ``timeout``."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-        return self.proc.returncode
+        return stop_child(self.proc, timeout)
 
     def close(self) -> None:
         self._stop.set()
