@@ -115,7 +115,7 @@ def test_alerts_command_is_safe_twice_and_keeps_the_webhook_secret(prefect_serve
     client.pause_automation(silent.id)
     status = subprocess.run([sys.executable, "deploy.py", "status"], cwd=project_dir(), env=prefect_server.env(),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    assert "Alerts        : 7 of 8 automations enabled (paused: daemon silent)" in status.stdout, status.stdout
+    assert "Alerts        : 8 of 9 automations enabled (paused: daemon silent)" in status.stdout, status.stdout
     client.resume_automation(silent.id)
 
 
