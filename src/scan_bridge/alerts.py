@@ -63,7 +63,7 @@ class Alert:
 
     key: str
     title: str
-    expect: frozenset[str]
+    expect: frozenset[str]  # reactive: the events that fire it; proactive: the events that arm it
     text: str  # a Jinja template, rendered by Prefect's server with the triggering event in scope
     severity: Literal["critical", "error", "warning", "info"]
     resolves: bool = False  # PagerDuty: resolve the daemon's incident instead of opening one
