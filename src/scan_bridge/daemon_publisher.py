@@ -252,7 +252,8 @@ def heartbeat_event(status: DaemonStatus) -> str:
     Each arms the silence alert of its role ("daemon silent", critical; "standby silent", warning)
     and satisfies the other's (:mod:`.alerts`), so a daemon that takes over or steps down alerts as
     neither and is watched as its new role from its next check on. A role in the payload would not
-    do: a trigger matches event names and resource labels, not payload fields.
+    do (a trigger cannot match payload fields), nor a role label (a trigger's ``match`` filters the
+    events that satisfy it as well as those that arm it).
     """
     return names.STANDBY_HEARTBEAT_EVENT if status.role == Role.STANDBY.value else names.HEARTBEAT_EVENT
 
