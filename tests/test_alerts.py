@@ -8,14 +8,19 @@ test installs its kind again (which also exercises "safe to run twice").
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -110,7 +115,7 @@ def test_alerts_command_is_safe_twice_and_keeps_the_webhook_secret(prefect_serve
     client.pause_automation(silent.id)
     status = subprocess.run([sys.executable, "deploy.py", "status"], cwd=project_dir(), env=prefect_server.env(),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    assert "Alerts        : 7 of 8 automations enabled (paused: daemon silent)" in status.stdout, status.stdout
+    assert "Alerts        : 8 of 9 automations enabled (paused: daemon silent)" in status.stdout, status.stdout
     client.resume_automation(silent.id)
 
 
@@ -403,6 +408,178 @@ def test_gave_up_alerts_with_figures_and_the_failed_run(prefect_server, client, 
     assert gave_up.content_type == failed.content_type == "application/json"
 
 
+# -- alerts by role (failover, docs/high-availability.md) -----------------------------------------------
+
+#: From a daemon's last heartbeat to its silence alert, at most: the window, the server's evaluation
+#: period, and 10 s for the post (seen: 13.4-17.0 s in all; four alerts a run, each a chance to be late).
+SILENCE_LIMIT_S = alerts.silent_after_s(1.0) + PROACTIVE_GRANULARITY_S + 10
+#: After a silence alert, two more evaluations that must bring nothing more ("once per silence").
+ONCE_WINDOW_S = 2 * PROACTIVE_GRANULARITY_S + 1
+#: Each daemon's role in rounds 0-2, in rounds 3-5, and from round 6 on (None: silent from then on).
+ROLE_SCRIPTS: dict[str, tuple[str, str, str | None]] = {
+    "standby-lost": ("standby", "standby", None),
+    "stepped-down-lost": ("active", "standby", None),
+    "active-lost": ("active", "active", None),
+    "took-over-lost": ("standby", "active", None),
+    "took-over": ("standby", "active", "active"),
+    "stepped-down": ("active", "standby", "standby"),
+}
+#: The daemons that change role after round 2.
+CHANGERS = tuple(key for key, script in ROLE_SCRIPTS.items() if script[0] != script[1])
+#: The alert each lost daemon must raise, once.
+LOST_ALERTS = {"standby-lost": "standby-silent", "stepped-down-lost": "standby-silent",
+               "active-lost": "daemon-silent", "took-over-lost": "daemon-silent"}
+
+
+@dataclass
+class RoleRun:
+    """What ``roles_silenced`` saw: every message, and per daemon its resource, last beat and role change."""
+
+    messages: list
+    resource: dict[str, str] = field(default_factory=dict)
+    last_beat: dict[str, float] = field(default_factory=dict)
+    changed_at: dict[str, float] = field(default_factory=dict)
+    watched_until: float = 0.0
+
+    def about(self, daemon: str) -> list:
+        return [m for m in self.messages if isinstance(m.body, dict) and m.body.get("resource") == self.resource[daemon]]
+
+
+class RoleBeats:
+    """Six daemons' health checks, once a second from a thread, through the daemon's own publisher
+    (``PrefectPublisher.health``, which picks the heartbeat event by ``DaemonStatus.role``): what a
+    failover daemon sends, without the Hazelcast members and bridges that do not take part in it."""
+
+    def __init__(self, tag: str) -> None:
+        import logging
+
+        from scan_bridge.daemon_publisher import PrefectPublisher
+        from scan_bridge.daemon_status import DaemonStatus
+        from scan_bridge.health_classify import FreshnessReport
+        from scan_bridge.health_status import HealthStatus
+
+        self.report = FreshnessReport(status=HealthStatus.HEALTHY, detail="scripted", checked_at=datetime.now(UTC))
+        log = logging.getLogger("test-alerts-roles")
+        self.names = {key: f"roles-{tag}-{key}" for key in ROLE_SCRIPTS}
+        class HeartbeatsOnly(PrefectPublisher):
+            def _artifact(self, status: DaemonStatus, force: bool) -> None:
+                pass  # the artifact is not what these tests are about (and outside a flow run, deprecated)
+
+        self.publishers = {key: HeartbeatsOnly(log, name) for key, name in self.names.items()}
+        self.status = {key: DaemonStatus(report=self.report) for key in ROLE_SCRIPTS}
+        self.last_beat: dict[str, float] = {}
+        self.changed_at: dict[str, float] = {}
+        self._stop = threading.Event()
+        # The publishers' event threads start from this one and inherit its context (the test's API URL).
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), name="role-beats", daemon=True)
+
+    def _run(self) -> None:
+        rounds = 0
+        while not self._stop.is_set():
+            for key, script in ROLE_SCRIPTS.items():
+                role = script[min(rounds // 3, 2)]
+                if role is None:
+                    continue
+                status = self.status[key]
+                if status.role is not None and status.role != role:
+                    self.changed_at.setdefault(key, time.monotonic())
+                status.role = role
+                self.publishers[key].health(status, self.report)  # not a state change: the heartbeat alone
+                self.last_beat[key] = time.monotonic()
+            rounds += 1
+            self._stop.wait(1.0)  # the health interval (1 s) of the automations installed
+
+    def start(self) -> RoleBeats:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop beating, and let the daemons still beating say goodbye, as a stopping daemon does."""
+        from scan_bridge import names
+        from scan_bridge.daemon_publisher import _emit_without_run_context
+
+        self._stop.set()
+        self._thread.join(10)
+        for key, script in ROLE_SCRIPTS.items():
+            if script[2] is not None:
+                _emit_without_run_context(names.event(names.DAEMON_STOPPED_EVENT), self.publishers[key].resource, {"reason": "test over"})
+
+
+@pytest.fixture(scope="module")
+def roles_silenced(prefect_server: PrefectServer) -> Iterator[RoleRun]:
+    """One run for the three role tests below (they share its ~30 s): the generic alerts with health every
+    1 s (windows of 10 s), six daemons beating in their roles (ROLE_SCRIPTS), four of them silent after
+    six rounds. Watched until each lost daemon's alert came and two more evaluations passed, and at least
+    SILENCE_LIMIT_S after every role change and every silence."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    receiver = WebhookReceiver()
+    try:
+        install(prefect_server, receiver, "generic", "roles-secret")
+        with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+            beats = RoleBeats(uuid.uuid4().hex[:8]).start()
+            run = RoleRun(receiver.messages, {k: p.resource["prefect.resource.id"] for k, p in beats.publishers.items()})
+            try:
+                wait_for(lambda: len(beats.last_beat) == len(ROLE_SCRIPTS) and len(beats.changed_at) == len(CHANGERS)
+                         and all(time.monotonic() - beats.last_beat[k] > 2.0 for k in LOST_ALERTS), 60,
+                         "six rounds of beats, the role changes and the silences", 0.2)
+                silent_since = max(beats.last_beat[k] for k in LOST_ALERTS)
+                first = {}
+                for key, alert in LOST_ALERTS.items():  # a missing alert is for the tests to report, not the fixture
+                    mine = lambda m, key=key, alert=alert: isinstance(m.body, dict) and m.body.get("alert") == alert \
+                        and m.body.get("resource") == run.resource[key]  # noqa: E731
+                    with contextlib.suppress(AssertionError):
+                        first[key] = receiver.wait(mine, max(silent_since + SILENCE_LIMIT_S - time.monotonic(), 0.1), alert)[0].at
+                until = max([silent_since + SILENCE_LIMIT_S, *(at + ONCE_WINDOW_S for at in first.values()),
+                             *(at + SILENCE_LIMIT_S for at in beats.changed_at.values())])
+                receiver.assert_none(lambda m: False, until, "")  # waits out the window in full
+                run.watched_until = until
+            finally:
+                beats.stop()
+            run.last_beat, run.changed_at, run.messages = dict(beats.last_beat), dict(beats.changed_at), list(receiver.messages)
+        yield run
+    finally:
+        receiver.close()
+
+
+def _silence_alerts(run: RoleRun, lost: tuple[str, ...], alert: str, severity: str, role: str, event: str) -> None:
+    for daemon in lost:
+        messages = run.about(daemon)
+        assert [m.body["alert"] for m in messages] == [alert], (daemon, [m.raw[:300] for m in messages])
+        message = messages[0]
+        assert message.body["severity"] == severity and message.body["event"] == event, message.raw
+        assert message.body["text"].startswith(f"scan-bridge {run.resource[daemon].removeprefix('scan-bridge.daemon.')}: "
+                                               f"{role} SILENT: no health check reported for 10 s"), message.body["text"]
+        assert message.at - run.last_beat[daemon] <= SILENCE_LIMIT_S, (daemon, message.at - run.last_beat[daemon])
+        assert run.watched_until >= message.at + ONCE_WINDOW_S, "watched two more evaluations after it"
+
+
+@pytest.mark.extended  # the three share one ~30 s run (roles_silenced)
+def test_a_lost_standby_alerts_standby_silent_once_and_not_daemon_silent(roles_silenced: RoleRun) -> None:
+    """A standby gone silent (one that always stood by, and one that stepped down first): one "standby
+    silent" warning, no "daemon silent"."""
+    _silence_alerts(roles_silenced, ("standby-lost", "stepped-down-lost"), "standby-silent", "warning", "STANDBY",
+                    "scan-bridge.standby-heartbeat")
+
+
+@pytest.mark.extended
+def test_a_lost_active_alerts_daemon_silent_once_and_not_standby_silent(roles_silenced: RoleRun) -> None:
+    """The active daemon gone silent (one that was active from the start, and one that took over first):
+    one critical "daemon silent", no "standby silent"."""
+    _silence_alerts(roles_silenced, ("active-lost", "took-over-lost"), "daemon-silent", "critical", "DAEMON",
+                    "scan-bridge.heartbeat")
+
+
+@pytest.mark.extended
+def test_a_daemon_that_changes_role_raises_neither_alert_while_it_beats(roles_silenced: RoleRun) -> None:
+    """A standby that takes over, and an active that steps down, keep beating in their new role: the
+    alert the old role's heartbeat armed is answered by the new one's, so nothing comes, watched for a
+    whole silence window and more after the change."""
+    for daemon in ("took-over", "stepped-down"):
+        assert [m.raw[:300] for m in roles_silenced.about(daemon)] == [], daemon
+        assert roles_silenced.watched_until - roles_silenced.changed_at[daemon] >= SILENCE_LIMIT_S
+
+
 def test_every_alert_renders_valid_json_for_every_kind() -> None:
     """Prefect's own template engine, a message full of quotes, newlines and angle brackets."""
     from prefect.server.utilities.user_templates import render_user_template_sync
@@ -435,6 +612,23 @@ def test_every_alert_renders_valid_json_for_every_kind() -> None:
             assert text, (kind, alert.key)
             if alert.key in ("warning", "stale", "missing", "hazelcast-unavailable") and kind != "pagerduty":
                 assert 'a "quoted"\nline <b>&</b>' in text
+
+
+def test_each_role_arms_its_own_silence_alert_and_either_heartbeat_answers_both() -> None:
+    """The triggers of the two silence alerts (docs/alerts.md, "Who watches the watcher"): armed (``after``)
+    by one role's heartbeat only, satisfied (``expect``) by either heartbeat and by the goodbye, per daemon."""
+    triggers = {alert.key: (alert, alerts.automation_for(alert, "generic", uuid.uuid4()).trigger)
+                for alert in alerts.alerts(30.0) if alert.proactive_within_s is not None}
+    assert set(triggers) == {"daemon-silent", "standby-silent"}
+    (daemon, on_active), (standby, on_standby) = triggers["daemon-silent"], triggers["standby-silent"]
+    assert on_active.after == {"scan-bridge.heartbeat"} and on_standby.after == {"scan-bridge.standby-heartbeat"}
+    for trigger in (on_active, on_standby):
+        assert trigger.posture.value == "Proactive" and trigger.for_each == {"prefect.resource.id"}
+        assert trigger.expect == {"scan-bridge.heartbeat", "scan-bridge.standby-heartbeat", "scan-bridge.daemon-stopped"}
+        assert trigger.threshold == 1 and trigger.within.total_seconds() == alerts.silent_after_s(30.0) == 60
+    assert (daemon.severity, standby.severity) == ("critical", "warning")
+    assert "DAEMON SILENT: no health check reported for 60 s" in daemon.text
+    assert "STANDBY SILENT: no health check reported for 60 s" in standby.text
 
 
 HOSTILE_NAME = ("scan_1.arrow\n2026-12-01 00:00:00 INFO    [OK] Pushed 1 scans. Latest: #999999\x1b[2J\u2028"

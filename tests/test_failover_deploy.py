@@ -14,10 +14,13 @@ import json
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 import pytest
+
+from scan_bridge import names
 
 from .conftest import ClusterInfo
 from .e2e_support import ROOT, PrefectServer, Proc, base_env, deploy_py, describe, descendants, run_id_from
@@ -96,6 +99,21 @@ def test_failover_from_deploy_py(hazelcast_cluster: ClusterInfo, tmp_path: Path)
         wait_for(lambda: any("Took over as the active machine 'machine-b'" in m for m in server.run_logs(run_b)), 30,
                  "machine b's takeover line in its run's logs", interval=1)
         assert server.run_state(run_b)[0] == "RUNNING"
+        # Its checks said its role in the event's name (alerts by role, docs/high-availability.md): standby
+        # heartbeats while it stood by, then, after the takeover, the active's.
+        resource = names.DAEMON_RESOURCE_PREFIX + names.machine_deployment("machine-b")
+
+        def beats(event: str) -> list[dict]:
+            found = server.post("/events/filter", {"filter": {"event": {"name": [names.event(event)]},
+                                                              "resource": {"id": [resource]}}, "limit": 50})
+            return found["events"]
+
+        active = wait_for(lambda: beats(names.HEARTBEAT_EVENT), 30, "machine b's heartbeat as the active", interval=1)
+        standby = beats(names.STANDBY_HEARTBEAT_EVENT)
+        assert standby and {e["payload"]["role"] for e in standby} == {"standby"}, standby
+        assert {e["payload"]["role"] for e in active} == {"active"}, active
+        occurred = lambda events: [datetime.fromisoformat(e["occurred"]) for e in events]  # noqa: E731
+        assert max(occurred(standby)) < min(occurred(active)), "standby heartbeats only before the takeover"
 
         scanner.stop(signal.SIGTERM, timeout=10)
         on_disk = {scan_number_from_name(p) for p in scans.rglob("*.arrow")}

@@ -104,3 +104,24 @@ def test_the_artifact_and_heartbeat_say_the_role_only_under_failover() -> None:
     active = DaemonStatus(role=Role.ACTIVE, epoch=3, takeovers_total=2, active_since="2026-12-02T05:00:00+00:00")
     assert figures(active)["role"] == "active" and heartbeat_payload(active)["epoch"] == 3
     assert "| role | active |" in render_markdown(active) and "| epoch | 3 |" in render_markdown(active)
+
+
+def test_each_check_sends_the_heartbeat_of_the_role_the_daemon_has_then() -> None:
+    """A standby's checks send ``standby-heartbeat``, the active's ``heartbeat``: each arms the silence
+    alert of its role (alerts.py); a single machine's send ``heartbeat``, as before failover."""
+    from scan_bridge.daemon_publisher import heartbeat_event
+
+    h = FailoverHarness()
+    beats: list[str] = []
+    h.supervisor.publisher.health = lambda status, previous: beats.append(heartbeat_event(status))  # type: ignore[method-assign]
+    h.run([
+        HealthResult(HEALTHY, None), TookOver(2, "free"), checked(HEALTHY, 101),
+        SteppedDown("machine-b holds the lease now (epoch 3)"), HealthResult(HEALTHY, None), StopRequest("over"),
+    ])
+    assert beats == ["standby-heartbeat", "heartbeat", "standby-heartbeat"]
+
+    single = Harness()
+    single.supervisor.publisher.health = lambda status, previous: beats.append(heartbeat_event(status))  # type: ignore[method-assign]
+    beats.clear()
+    single.run([checked(HEALTHY, 101), StopRequest("over")])
+    assert beats == ["heartbeat"]

@@ -1,7 +1,8 @@
 """Alerts through Prefect's own machinery: one notification block and a set of automations.
 
 ``deploy.py alerts`` calls :func:`install_alerts`. The daemon already emits an event on every
-change of state and a light ``scan-bridge.heartbeat`` per check (:mod:`daemon_flow`); here we only
+change of state and a light heartbeat per check (``scan-bridge.heartbeat``, or
+``scan-bridge.standby-heartbeat`` from a failover standby: :mod:`daemon_publisher`); here we only
 tell Prefect's server what to do with them, so operators find, pause and edit the alerts in the UI
 where they manage everything else.
 
@@ -62,11 +63,14 @@ class Alert:
 
     key: str
     title: str
-    expect: frozenset[str]
+    expect: frozenset[str]  # reactive: the events that fire it; proactive: the events that arm it
     text: str  # a Jinja template, rendered by Prefect's server with the triggering event in scope
     severity: Literal["critical", "error", "warning", "info"]
     resolves: bool = False  # PagerDuty: resolve the daemon's incident instead of opening one
     proactive_within_s: float | None = None
+    #: Proactive only: events that satisfy the armed trigger like ``expect`` but do not arm it (the other
+    #: role's heartbeat; the daemon's goodbye is added to every proactive alert by automation_for).
+    satisfied_by: frozenset[str] = frozenset()
     match_labels: tuple[tuple[str, tuple[str, ...]], ...] = ()
     flow_runs: bool = False  # fires on the daemon's flow-run events, not on ours
 
@@ -82,6 +86,19 @@ def _on(status: HealthStatus) -> frozenset[str]:
 
 #: The text of a health alert: the daemon, then the report's headline (status once, cause, figures).
 _HEADLINE = _DAEMON + ": {{ event.payload.message }}"
+
+#: The active daemon's heartbeat (a single machine's too) and a failover standby's (daemon_publisher.heartbeat_event).
+ACTIVE_HEARTBEAT = _names.event(_names.HEARTBEAT_EVENT)
+STANDBY_HEARTBEAT = _names.event(_names.STANDBY_HEARTBEAT_EVENT)
+#: Either heartbeat satisfies either silence alert: a daemon that changes role (took over, stepped
+#: down) answers the trigger its previous heartbeat armed and, with the same event, arms the other.
+HEARTBEATS = frozenset({ACTIVE_HEARTBEAT, STANDBY_HEARTBEAT})
+
+
+def _silent(health_interval_s: float, role: str, consequence: str) -> str:
+    """The text of a silence alert: the daemon, what stopped, since when, what it means."""
+    return (_DAEMON + f": {role.upper()} SILENT: no health check reported for {silent_after_s(health_interval_s):g} s "
+            "(last at {{ event.occurred.isoformat(timespec='seconds') }}, status {{ event.payload.status }}). " + consequence)
 
 
 def alerts(health_interval_s: float) -> list[Alert]:
@@ -102,11 +119,17 @@ def alerts(health_interval_s: float) -> list[Alert]:
         Alert("recovered", "healthy again", _on(HealthStatus.HEALTHY),
               _DAEMON + ": healthy again (was {{ event.payload.previous_status }}): {{ event.payload.detail }}",
               "info", resolves=True, match_labels=((_names.PREVIOUS_STATUS_LABEL, UNHEALTHY),)),
-        Alert("daemon-silent", "daemon silent", frozenset({_names.event(_names.HEARTBEAT_EVENT)}),
-              _DAEMON + f": DAEMON SILENT: no health check reported for {silent_after:g} s "
-              "(last at {{ event.occurred.isoformat(timespec='seconds') }}, status {{ event.payload.status }}). "
-              "The daemon, its worker or its machine may be gone: the bridge is unsupervised.",
-              "critical", proactive_within_s=silent_after),
+        Alert("daemon-silent", "daemon silent", frozenset({ACTIVE_HEARTBEAT}),
+              _silent(health_interval_s, "daemon",
+                      "The daemon, its worker or its machine may be gone: the bridge is unsupervised."),
+              "critical", proactive_within_s=silent_after, satisfied_by=HEARTBEATS),
+        # Failover (docs/high-availability.md): a standby that is gone leaves the data alone but one
+        # fewer machine to take over; quieter than the active's silence.
+        Alert("standby-silent", "standby silent", frozenset({STANDBY_HEARTBEAT}),
+              _silent(health_interval_s, "standby",
+                      "This standby, its worker or its machine may be gone: it cannot take over if the active "
+                      "machine is lost. The active machine's bridge is not affected."),
+              "warning", proactive_within_s=silent_after, satisfied_by=HEARTBEATS),
     ]
 
 
@@ -204,8 +227,9 @@ def automation_for(alert: Alert, kind: str, block_id: UUID) -> AutomationCore:
         trigger = EventTrigger(
             posture=Posture.Proactive,
             after=set(alert.expect),
-            # A daemon that stops on purpose says so; that is not silence.
-            expect=set(alert.expect) | {_names.event(_names.DAEMON_STOPPED_EVENT)},
+            # A daemon that stops on purpose says so; that is not silence. A daemon that changed role
+            # answers with the other role's heartbeat (satisfied_by), which arms only the other alert.
+            expect=set(alert.expect) | set(alert.satisfied_by) | {_names.event(_names.DAEMON_STOPPED_EVENT)},
             match=match,
             for_each={"prefect.resource.id"},
             threshold=1,

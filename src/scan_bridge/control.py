@@ -542,13 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     health.set_defaults(func=cmd_health)
     alert = sub.add_parser("alerts", help="set up the notification block and automations that alert on the daemon's events; safe to repeat",
                            description="Save a notification block and the Prefect automations that send alerts on warning, stale, "
-                           "missing, Hazelcast unavailable, gave up, a Failed or Crashed daemon run, a silent daemon, and a "
+                           "missing, Hazelcast unavailable, gave up, a Failed or Crashed daemon run, a silent daemon (or failover standby), and a "
                            "recovery message on healthy again. Safe to repeat. The webhook URL is stored as a secret and never printed.")
     alert.add_argument("--webhook", metavar="URL", help="incoming-webhook URL (or SCAN_BRIDGE_ALERT_WEBHOOK_URL, which keeps it out of shell history)")
     alert.add_argument("--kind", choices=["slack", "discord", "pagerduty", "generic"], default="generic",
                        help="message format (default generic JSON); pagerduty posts Events API v2 messages")
     alert.add_argument("--routing-key", help="PagerDuty integration (routing) key (or SCAN_BRIDGE_ALERT_ROUTING_KEY)")
-    alert.add_argument("--health-interval", type=float, help="the daemon's health interval in seconds (default: SCAN_BRIDGE_HEALTH_INTERVAL_S or 30); 'daemon silent' fires after two")
+    alert.add_argument("--health-interval", type=float, help="the daemon's health interval in seconds (default: SCAN_BRIDGE_HEALTH_INTERVAL_S or 30); 'daemon silent' and 'standby silent' fire after two")
     alert.add_argument("--remove", action="store_true", help="remove the automations and the block instead")
     alert.set_defaults(func=cmd_alerts)
     return parser

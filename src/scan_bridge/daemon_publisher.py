@@ -30,6 +30,7 @@ from .daemon_status import DaemonStatus, status_changed
 from .health_classify import FreshnessReport
 from .health_history import HealthHistory
 from .health_status import NO_STATUS
+from .lease import Role
 from .logs import printable
 
 
@@ -131,7 +132,7 @@ class PrefectPublisher:
             self._event(name, {**figures(status), "previous_status": before},
                         status=name, previous_status=before,
                         cause=report.cause.value if report.cause is not None else NO_STATUS)
-        self._event(names.HEARTBEAT_EVENT, heartbeat_payload(status), light=True, status=name)
+        self._event(heartbeat_event(status), heartbeat_payload(status), light=True, status=name)
         self._artifact(status, force=changed)
 
     def restarted(self, status: DaemonStatus, reason: str) -> None:
@@ -243,6 +244,18 @@ def _emit_without_run_context(event: str, resource: dict[str, str], payload: dic
         return
     with get_client(sync_client=True, httpx_settings={"timeout": LIGHT_EVENT_TIMEOUT_S}) as own:
         own.request("POST", "/events", json=[body])
+
+
+def heartbeat_event(status: DaemonStatus) -> str:
+    """The heartbeat's name: ``standby-heartbeat`` from a failover standby, ``heartbeat`` otherwise.
+
+    Each arms the silence alert of its role ("daemon silent", critical; "standby silent", warning)
+    and satisfies the other's (:mod:`.alerts`), so a daemon that takes over or steps down alerts as
+    neither and is watched as its new role from its next check on. A role in the payload would not
+    do (a trigger cannot match payload fields), nor a role label (a trigger's ``match`` filters the
+    events that satisfy it as well as those that arm it).
+    """
+    return names.STANDBY_HEARTBEAT_EVENT if status.role is Role.STANDBY else names.HEARTBEAT_EVENT
 
 
 def heartbeat_payload(status: DaemonStatus) -> dict[str, Any]:

@@ -15,6 +15,7 @@ not leave them behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from typing import IO
 
 import httpx
 
+from . import names
 from .child_stop import stop_child
 from .control import POOL, project_dir
 from .parent_death import die_with_parent
@@ -86,9 +88,10 @@ class Launcher:
             raise RuntimeError(f"something already answers on {url}; stop it, or set PREFECT_API_URL to use it")
         self.env["PREFECT_HOME"] = str(self.state / "prefect")
         self.env["PREFECT_API_URL"] = url
-        # One heartbeat event per health check; "daemon silent" needs only the latest ones (docs/alerts.md).
-        self.env.setdefault("PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES",
-                            '{"scan-bridge.heartbeat": 86400, "prefect.flow-run.heartbeat": 604800}')
+        # One heartbeat event per health check; the silence alerts need only the latest ones (docs/alerts.md).
+        self.env.setdefault("PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES", json.dumps({
+            names.event(names.HEARTBEAT_EVENT): 86400, names.event(names.STANDBY_HEARTBEAT_EVENT): 86400,
+            "prefect.flow-run.heartbeat": 604800}))
         self.spawn("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)])
         # SQLite in .state/prefect unless the operator names a database (PostgreSQL for months of running).
         database = "PostgreSQL/other, from PREFECT_API_DATABASE_CONNECTION_URL" if self.env.get(

@@ -34,7 +34,12 @@ ARTIFACT_KEY = "scan-bridge-health"
 EVENT_PREFIX = "scan-bridge."
 #: Resource id of a daemon's events: ``scan-bridge.daemon.<daemon name>``.
 DAEMON_RESOURCE_PREFIX = EVENT_PREFIX + "daemon."
+#: One light event per health check. Which one says the daemon's role, because an alert on the silence
+#: of one role must be armed by that role's events alone (a trigger cannot match payload fields):
+#: ``heartbeat`` from the active daemon (and a single machine), ``standby-heartbeat`` from a failover
+#: standby (docs/alerts.md, "Who watches the watcher"; docs/high-availability.md, "Alerts by role").
 HEARTBEAT_EVENT = "heartbeat"
+STANDBY_HEARTBEAT_EVENT = "standby-heartbeat"
 BRIDGE_RESTARTED_EVENT = "bridge-restarted"
 GAVE_UP_EVENT = "gave-up"
 DAEMON_STOPPED_EVENT = "daemon-stopped"
