@@ -64,6 +64,16 @@ HEARTBEAT_EVENT = "prefect.flow-run.heartbeat"
 CRASHED_EVENT = "prefect.flow-run.Crashed"
 
 
+def _history_retention() -> int:
+    from scan_bridge.settings import BridgeSettings
+
+    return int(BridgeSettings.model_fields["retention"].default)
+
+
+#: The bridge's default ``retention``: history keeps the newest this many scans.
+HISTORY_RETENTION = _history_retention()
+
+
 def zombie_automation() -> AutomationCore:
     """Prefect's documented zombie detection, field for field (docs: "How to detect and respond to zombie flows")."""
     from prefect.client.schemas.objects import StateType
@@ -137,6 +147,15 @@ def next_kill_time(last_heartbeat: float, phase_s: float, now: float, period_s: 
     while when < now + margin_s:
         when += period_s
     return when
+
+
+def kept_by_history(on_disk: set[int], retention: int) -> set[int]:
+    """The scans history should hold at the end: the newest ``retention`` on disk (the bridge trims older ones).
+
+    The reference runs for half an hour at 2 scans/s, past the history's 1,000 scans: counting every
+    file on disk would count the trimmed ones as missing.
+    """
+    return set(sorted(on_disk)[-retention:]) if retention > 0 else set()
 
 
 @dataclass(frozen=True)
@@ -358,7 +377,7 @@ class ReferencePath:
                          f"after {took:.2f} s; old run {old.get('state_type')} ({(old.get('state') or {}).get('message')!r})")
                 machines[active].start()  # the lost machine comes back: an idle worker
             simulator.stop()
-            on_disk = {scan_number_from_name(p) for p in scans.rglob("*.arrow")}
+            on_disk = kept_by_history({scan_number_from_name(p) for p in scans.rglob("*.arrow")}, HISTORY_RETENTION)
             self.on_disk = len(on_disk)
             try:
                 wait_for(lambda: view.history_keys() >= on_disk, 120, "every reference scan on disk in history")

@@ -47,7 +47,7 @@ from scan_bridge.simulate import Simulator  # noqa: E402
 from tests.support import View, unique_maps, wait_for  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _failover_reference import ReferencePath, ratio, summarize  # noqa: E402
+from _failover_reference import HISTORY_RETENTION, ReferencePath, kept_by_history, ratio, summarize  # noqa: E402
 
 
 class Machine:
@@ -157,7 +157,7 @@ def main() -> int:
             wait_for(lambda: "Standing by" in machines[active].output(), 60, f"{active} standing by")
             time.sleep(args.lease + 2 * args.renew)  # the new standby has watched a few renewals: the next round starts clean
         simulator.stop()
-        on_disk = {scan_number_from_name(p) for p in scans.rglob("*.arrow")}
+        on_disk = kept_by_history({scan_number_from_name(p) for p in scans.rglob("*.arrow")}, HISTORY_RETENTION)
         wait_for(lambda: view.history_keys() >= on_disk, 60, "every scan on disk in history")
         missing = on_disk - view.history_keys()
         stamps = [ts for _t, ts, _h in samples]

@@ -15,6 +15,8 @@ import pytest
 
 from bench._failover_reference import (
     HEARTBEAT_FREQUENCY_S,
+    HISTORY_RETENTION,
+    kept_by_history,
     kill_phases,
     next_kill_time,
     ratio,
@@ -82,3 +84,10 @@ def test_summary_and_ratio() -> None:
     assert ratio([85.0, 80.0, 90.0], [5.0, 6.0, 7.0, 100.0]) == pytest.approx(85.0 / 6.5)
     with pytest.raises(ValueError, match="no rounds"):
         summarize([])
+
+
+def test_missing_scans_are_counted_only_within_what_history_keeps() -> None:
+    # The first 30-minute run counted 1,824 of 2,827 scans "missing": all of them trimmed by retention.
+    assert kept_by_history(set(range(1, 2828)), 1000) == set(range(1828, 2828))
+    assert kept_by_history({5, 1, 3}, 1000) == {1, 3, 5}
+    assert HISTORY_RETENTION == 1000  # the bridge's default (settings.py), read from there
