@@ -9,6 +9,15 @@ history, and latest never moved backwards over the whole run.
 
     python bench/bench_failover.py --rounds 20            # default lease (5 s, renewed every 1 s)
     python bench/bench_failover.py --rounds 5 --lease 3 --renew 0.5
+
+``--reference-rounds N`` adds, in the same run and on the same member, the path a Prefect user would
+otherwise have (bench/_failover_reference.py: one deployment without our failover, two workers as
+two machines, flow-run heartbeats and Prefect's documented zombie automation, plus an automation
+that runs the deployment again after a crash), N losses of about two minutes each, and the ratio of
+the medians:
+
+    python bench/bench_failover.py --rounds 20 --reference-rounds 8     # ~30 min
+    python bench/bench_failover.py --rounds 1 --reference-rounds 1      # quick: one of each, ~4 min
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ from scan_bridge.lease import DEFAULT_LEASE_S, DEFAULT_RENEW_S  # noqa: E402
 from scan_bridge.localcluster import LocalCluster, free_port_block  # noqa: E402
 from scan_bridge.simulate import Simulator  # noqa: E402
 from tests.support import View, unique_maps, wait_for  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from _failover_reference import HISTORY_RETENTION, ReferencePath, kept_by_history, ratio, summarize  # noqa: E402
 
 
 class Machine:
@@ -89,7 +101,11 @@ def main() -> int:
     parser.add_argument("--renew", type=float, default=DEFAULT_RENEW_S)
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--assets", type=int, default=400)
+    parser.add_argument("--reference-rounds", type=int, default=0,
+                        help="also measure Prefect's own path (zombie automation, a new run on another worker), after ours")
     args = parser.parse_args()
+    print(f"command: python bench/bench_failover.py {' '.join(sys.argv[1:])}", flush=True)
+    print(f"commit: {_commit()}", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-failover-"))
     cluster = LocalCluster(f"bench-{uuid.uuid4().hex[:8]}", free_port_block(1), workdir / "member", heap="1g").start()
@@ -141,11 +157,46 @@ def main() -> int:
             wait_for(lambda: "Standing by" in machines[active].output(), 60, f"{active} standing by")
             time.sleep(args.lease + 2 * args.renew)  # the new standby has watched a few renewals: the next round starts clean
         simulator.stop()
-        on_disk = {scan_number_from_name(p) for p in scans.rglob("*.arrow")}
+        on_disk = kept_by_history({scan_number_from_name(p) for p in scans.rglob("*.arrow")}, HISTORY_RETENTION)
         wait_for(lambda: view.history_keys() >= on_disk, 60, "every scan on disk in history")
         missing = on_disk - view.history_keys()
         stamps = [ts for _t, ts, _h in samples]
         backwards = sum(1 for a, b in zip(stamps, stamps[1:]) if b < a)
+        stop.set()
+        for machine in machines.values():
+            machine.stop()
+        print(f"\nlease {args.lease:g} s, renewed every {args.renew:g} s; scanner {args.rate:g}/s x {args.assets} assets; {len(times)} losses")
+        if times:
+            ours = summarize(times)
+            print(f"from SIGKILL of the active tree to fresh data by the other machine: median {ours.median:.2f} s, "
+                  f"worst {ours.worst:.2f} s, best {ours.best:.2f} s")
+            print("per round (s): " + " ".join(f"{t:.2f}" for t in times))
+        print(f"scans missing: {len(missing)} of {len(on_disk)}; latest moved backwards: {backwards} times in {len(samples)} samples",
+              flush=True)
+        reference: list[float] = []
+        if args.reference_rounds > 0:
+            path = ReferencePath(workdir, {"SCAN_BRIDGE_HAZELCAST_MEMBERS": ",".join(cluster.members),
+                                           "SCAN_BRIDGE_HAZELCAST_CLUSTER_NAME": cluster.cluster_name},
+                                 args.rate, args.assets, log=lambda line: print(line, flush=True))
+            try:
+                path.run(args.reference_rounds)
+            finally:  # a round that failed still leaves the rounds before it
+                reference = [r.took_s for r in path.results]
+                print(f"\nreference (Prefect's path): {len(reference)} of {args.reference_rounds} losses; "
+                      f"scans missing: {path.missing} of {path.on_disk}")
+                if reference:
+                    ref = summarize(reference)
+                    print(f"from SIGKILL of the active machine to fresh data by the other: median {ref.median:.2f} s, "
+                          f"worst {ref.worst:.2f} s, best {ref.best:.2f} s")
+                    print("per round (s): " + " ".join(f"{t:.2f}" for t in reference))
+                    for name, values in (("kill -> old run Crashed", [r.to_crashed_s for r in path.results]),
+                                         ("kill -> new run created", [r.to_new_run_s for r in path.results]),
+                                         ("kill -> new run Running", [r.to_running_s for r in path.results])):
+                        known = [v for v in values if v is not None]
+                        if known:
+                            print(f"  {name}: median {statistics.median(known):.1f} s, worst {max(known):.1f} s")
+                    if times:
+                        print(f"ratio of medians, reference / ours: {ratio(reference, times):.1f}x", flush=True)
     finally:
         stop.set()
         simulator.stop()
@@ -153,11 +204,17 @@ def main() -> int:
             machine.stop()
         view.close()
         cluster.stop(kill=True)
-    print(f"\nlease {args.lease:g} s, renewed every {args.renew:g} s; scanner {args.rate:g}/s x {args.assets} assets; {len(times)} losses")
-    print(f"from SIGKILL of the active tree to fresh data by the other machine: median {statistics.median(times):.2f} s, "
-          f"worst {max(times):.2f} s, best {min(times):.2f} s")
-    print(f"scans missing: {len(missing)} of {len(on_disk)}; latest moved backwards: {backwards} times in {len(samples)} samples")
     return 0 if not missing and not backwards else 1
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
 
 
 if __name__ == "__main__":
