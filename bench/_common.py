@@ -224,11 +224,17 @@ def member_env(cluster: LocalCluster) -> dict[str, str]:
 
 
 def client(cluster: LocalCluster) -> hazelcast.HazelcastClient:
+    """A client of the bench's member, with the bridge's ``default_int_type`` (history keys are Java longs)."""
     import logging
+
+    from scan_bridge.document import HISTORY_KEY_INT_TYPE
 
     logging.getLogger("hazelcast").setLevel(logging.WARNING)
     return hazelcast.HazelcastClient(
-        cluster_name=cluster.cluster_name, cluster_members=cluster.members, cluster_connect_timeout=30
+        cluster_name=cluster.cluster_name,
+        cluster_members=cluster.members,
+        cluster_connect_timeout=30,
+        default_int_type=HISTORY_KEY_INT_TYPE,
     )
 
 

@@ -8,7 +8,8 @@ the default interval; polling at 0.1 s). Scans of 400 assets are written into th
 watched date folder at a fixed rate (5 and 50 per second) on a monotonic schedule, each to a hidden
 temp file and renamed (what ``simulate.write_scan`` does); the Arrow bytes are generated before
 the clock starts, so the writer keeps its pace. "In Hazelcast" is the moment an entry listener on
-the history map (in this process, ``include_value=False``) hears the scan's key being added:
+the history map (in this process, ``_common.KeyEvents``) hears the scan being added (with its value,
+from which it takes the scan number, since keys are times):
 the member has stored it, any reader would get it. Both instants are ``perf_counter`` in this
 process, so no clocks are compared across processes.
 
