@@ -15,7 +15,8 @@ would not have compressed it: the folder grows with wall time.)
 RSS (psutil ``memory_info().rss``) of the daemon process and of the bridge (its child; the newest
 one if it was restarted) is sampled every ``--every`` seconds; the slope is the least-squares line
 through the samples after the first ``--skip`` minutes (start-up, imports, first artifact and
-caches filling), in MB (2**20 bytes) per hour. Every sample goes to ``samples.csv`` in the workdir.
+caches filling), in MB (2**20 bytes) per hour: ``scan_bridge.rss_slope``, the same computation as
+the chaos harness's report. Every sample goes to ``samples.csv`` in the workdir.
 Target: under 1 MB per hour for both.
 
 ``--trace`` runs the daemon under ``bench/_memtrace.py`` (tracemalloc, snapshot diffs written to
@@ -41,22 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line, log, md_table, prefect_server, print_header  # noqa: E402
 from bench_daemon_restart import DAEMON_HEALTH, DAEMON_PID, PYTHON, DaemonProc, world  # noqa: E402
 
-TARGET_MB_PER_H = 1.0
-MB = 2**20
-
-
-def slope_per_hour(samples: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (seconds, MB) samples, in MB per hour; nan with fewer than two samples."""
-    n = len(samples)
-    if n < 2:
-        return float("nan")
-    mean_t = sum(t for t, _ in samples) / n
-    mean_v = sum(v for _, v in samples) / n
-    var = sum((t - mean_t) ** 2 for t, _ in samples)
-    if var == 0:
-        return float("nan")
-    cov = sum((t - mean_t) * (v - mean_v) for t, v in samples)
-    return cov / var * 3600.0
+from scan_bridge.rss_slope import MB, TARGET_MB_PER_H, rss_slope_mb_per_h  # noqa: E402
 
 
 class TracedDaemon(DaemonProc):
@@ -110,7 +96,7 @@ def main() -> int:
             daemon.tap.wait_for(DAEMON_PID, 0, 900 if args.trace else 180)
             daemon.tap.wait_for(DAEMON_HEALTH, 0, 900 if args.trace else 180)
             daemon_p = psutil.Process(daemon.proc.pid)
-            samples: dict[str, list[tuple[float, float]]] = {"daemon": [], "bridge": []}
+            samples: dict[str, list[tuple[float, int]]] = {"daemon": [], "bridge": []}  # (s, RSS bytes)
             bridge_pids: list[int] = []
             started = time.monotonic()
             end = started + args.minutes * 60
@@ -127,14 +113,16 @@ def main() -> int:
                     if not bridge_pids or bridge_pids[-1] != bridge_pid:
                         bridge_pids.append(bridge_pid)
                     t = time.monotonic() - started
-                    d = daemon_p.memory_info().rss / MB
+                    d_bytes = daemon_p.memory_info().rss
+                    d = d_bytes / MB
                     try:
-                        b = psutil.Process(bridge_pid).memory_info().rss / MB
+                        b_bytes: int | None = psutil.Process(bridge_pid).memory_info().rss
                     except psutil.NoSuchProcess:
-                        b = float("nan")
-                    samples["daemon"].append((t, d))
-                    if b == b:
-                        samples["bridge"].append((t, b))
+                        b_bytes = None
+                    b = b_bytes / MB if b_bytes is not None else float("nan")
+                    samples["daemon"].append((t, d_bytes))
+                    if b_bytes is not None:
+                        samples["bridge"].append((t, b_bytes))
                     csv.write(f"{t:.1f},{d:.2f},{b:.2f},{bridge_pid},{daemon_p.num_threads()}\n")
                     csv.flush()
                     if len(samples["daemon"]) % max(1, int(300 / args.every)) == 1:
@@ -159,11 +147,12 @@ def main() -> int:
     rows = []
     met = True
     for name, values in samples.items():
-        late = [(t, v) for t, v in values if t >= skip_s]
-        slope = slope_per_hour(late)
+        late = [(t, v / MB) for t, v in values if t >= skip_s]
+        found = rss_slope_mb_per_h(values, start=0.0, skip_s=skip_s, min_span_s=0.0)  # the run's length is printed above
+        slope = float("nan") if found is None else found
         met = met and slope < TARGET_MB_PER_H
         at_skip = late[0][1] if late else float("nan")
-        rows.append([name, f"{values[0][1]:.1f}", f"{at_skip:.1f}", f"{values[-1][1]:.1f}", f"{slope:+.2f}"])
+        rows.append([name, f"{values[0][1] / MB:.1f}", f"{at_skip:.1f}", f"{values[-1][1] / MB:.1f}", f"{slope:+.2f}"])
     print(md_table(["process", "RSS at start MB", f"RSS at {args.skip:g} min MB", "RSS at end MB", "slope MB/hour"], rows))
     print(f"\nTarget: both under {TARGET_MB_PER_H:g} MB/hour: {'met' if met else 'NOT met'}.")
     return 0

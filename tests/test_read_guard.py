@@ -34,17 +34,17 @@ def test_a_marker_left_set_names_the_crashed_file_once_and_it_stays_skipped(tmp_
     dies_reading(guard, bad)
     once = ReadGuard(tmp_path / "state", watch)
     assert once.recover() == []  # one death may be a kill -9 mid-read: read it once more
-    assert [c.path for c in once.suspects] == [bad]
+    assert [c.path for c in once.suspects] == [str(bad)]
     assert once.crashed() == []
     dies_reading(once, bad)  # ... and again
     again = ReadGuard(tmp_path / "state", watch)
     (crashed,) = again.recover()
-    assert crashed.path == bad and crashed.deaths == 2
-    assert [c.path for c in again.crashed()] == [bad]
+    assert crashed.path == str(bad) and crashed.deaths == 2
+    assert [c.path for c in again.crashed()] == [str(bad)]
     again.close()
     third = ReadGuard(tmp_path / "state", watch)
     assert third.recover() == []  # reported once
-    assert [c.path for c in third.crashed()] == [bad]  # still skipped
+    assert [c.path for c in third.crashed()] == [str(bad)]  # still skipped
     os.utime(bad, ns=(1, 1))  # rewritten under the same name: read again
     assert third.crashed() == []
 
@@ -55,7 +55,7 @@ def test_a_file_read_to_the_end_after_one_death_is_forgiven(tmp_path: Path) -> N
     guard.recover()
     dies_reading(guard, good)  # killed (kill -9, OOM) while reading a good scan
     after = ReadGuard(tmp_path / "state", watch)
-    assert after.recover() == [] and [c.path for c in after.suspects] == [good]
+    assert after.recover() == [] and [c.path for c in after.suspects] == [str(good)]
     after.begin(good)
     after.end()
     after.forgive(good)  # read to the end: the death was not the file's
@@ -92,7 +92,7 @@ def test_a_live_bridges_marker_is_not_a_crash_and_a_dead_ones_is(tmp_path: Path)
         guard = ReadGuard(tmp_path / "state", watch)
         assert guard.recover() == []  # a first death is a strike, not yet a verdict
         (suspect,) = guard.suspects
-        assert suspect.path == watch / "crashed.arrow"
+        assert suspect.path == str(watch / "crashed.arrow")
         assert (folder / f"reading-{live.pid}").exists()
         assert not (folder / f"reading-{dead.pid}").exists()
         guard.close()

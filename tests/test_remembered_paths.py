@@ -15,7 +15,7 @@ def test_the_bound_covers_the_reconcile_and_the_rescan() -> None:
 
 def test_the_bridge_forgets_the_oldest_beyond_the_bound(tmp_path: Path) -> None:
     bridge = Bridge(BridgeSettings(watch_dir=tmp_path, retention=60))
-    paths = [tmp_path / f"scan_{i:06d}.arrow" for i in range(500)]
+    paths = [str(tmp_path / f"scan_{i:06d}.arrow") for i in range(500)]  # str, as the bridge carries them
     for path in paths:
         bridge._remember(path)
     assert list(bridge._finished) == paths[380:]

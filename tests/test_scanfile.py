@@ -84,7 +84,7 @@ def test_file_and_stream_formats_detected_by_content(tmp_path: Path, fmt: str, l
     table = make_table(5, y=[1, 2, 3, 4, 5])
     path = write(tmp_path / name, table, fmt, legacy=legacy, chunk=2)  # several record batches
     record = read_scan(path, LIMIT)
-    assert record.path == path
+    assert record.path == str(path)  # a str, never a Path (issue 17)
     assert record.scan_number == 7
     assert record.timestamp == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert record.asset_count == 5
@@ -231,7 +231,7 @@ def test_metadata_wins_and_same_named_column_passes_through(tmp_path: Path) -> N
 def test_rejection_message_names_path_and_reason(tmp_path: Path) -> None:
     path = write(tmp_path / "scan_1.arrow", make_table(metadata={"timestamp": "0"}))
     exc = rejected(path)
-    assert exc.path == path
+    assert exc.path == str(path)
     assert exc.reason == "missing scan_number (neither schema metadata nor column)"
     assert str(exc) == f"rejected {path}: missing scan_number (neither schema metadata nor column)"
 
@@ -417,7 +417,7 @@ def test_zero_bytes_is_incomplete(tmp_path: Path) -> None:
     path = tmp_path / "s.arrow"
     path.touch()
     exc = incomplete(path)
-    assert exc.path == path
+    assert exc.path == str(path)
     assert str(exc) == "incomplete: empty file (the writer may have just created it)"
 
 

@@ -43,7 +43,7 @@ class Seen:
         out: set[Path] = set()
         for item in self.all():
             if isinstance(item, FileSeen):
-                out.add(item.path)
+                out.add(Path(item.path))  # a str on the hot path (issue 17)
             elif isinstance(item, DirSeen):
                 out.update(p for p in item.path.rglob("*.arrow"))
         return out

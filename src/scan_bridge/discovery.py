@@ -19,6 +19,14 @@ Two facts keep that cheap:
 
 :class:`FolderTree` is that walk; :func:`iter_newest` / :func:`newest_files` the merge; the
 watchers (``watcher.py``, ``folder_poller.py``) use the same walk to decide where to look.
+
+Scan *file* paths are plain ``str`` here and everywhere on the bridge's way from a file event to a
+push (watcher, discovery, service, scanfile, read_guard, the daemon's look at the disk); only
+folders may be ``pathlib.Path``. ``Path`` interns every part of every path it parses
+(``sys.intern``, pathlib.py:71 in Python 3.11), so every file name alive sat in the interpreter's
+one table of interned strings, which churned with each file and doubled once in an hour's run: the
+bridge's +0.9 MB step of RSS at minute 45-50 (issue 17, docs/performance.md).
+``tests/test_interning.py`` keeps file names out of that table.
 """
 
 from __future__ import annotations
@@ -32,7 +40,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from dataclasses import dataclass
-from pathlib import Path
 
 SCAN_SUFFIXES = (".arrow", ".arrows")
 _SCAN_NUMBER_IN_NAME = re.compile(r"scan_(\d+)")
@@ -254,22 +261,22 @@ def _sort_key(entry: os.DirEntry[str]) -> tuple[int, int, str] | None:
     return (-mtime_ns, -(number if number is not None else -1), entry.path)
 
 
-def newest_first(paths: Iterable[Path]) -> list[Path]:
+def newest_first(paths: Iterable[str]) -> list[str]:
     """``paths`` in the order :func:`iter_newest` gives files (mtime, then scan number), newest first;
     paths that cannot be ``stat``-ed (gone) last. For a set of files already in hand (a burst of events)."""
 
-    def key(path: Path) -> tuple[int, int, str]:
+    def key(path: str) -> tuple[int, int, str]:
         try:
             mtime_ns = os.stat(path, follow_symlinks=False).st_mtime_ns
         except OSError:
-            return (1, 0, str(path))
+            return (1, 0, path)
         number = scan_number_from_name(path)
-        return (-mtime_ns, -(number if number is not None else -1), str(path))
+        return (-mtime_ns, -(number if number is not None else -1), path)
 
     return sorted(paths, key=key)
 
 
-def iter_newest(root: str | os.PathLike[str], *, tree: FolderTree | None = None) -> Iterator[Path]:
+def iter_newest(root: str | os.PathLike[str], *, tree: FolderTree | None = None) -> Iterator[str]:
     """Scan files anywhere under ``root``, newest first (mtime, then scan number), listed lazily.
 
     A folder is listed only once every file already found is older than what the folder can hold
@@ -292,11 +299,11 @@ def iter_newest(root: str | os.PathLike[str], *, tree: FolderTree | None = None)
             index += 1
         if not heap:
             return
-        yield Path(heapq.heappop(heap)[2])
+        yield heapq.heappop(heap)[2]
 
 
 def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree | None = None,
-                 unreadable: list[UnreadableFolder] | None = None) -> list[Path]:
+                 unreadable: list[UnreadableFolder] | None = None) -> list[str]:
     """The ``limit`` newest scan files anywhere under ``root``, newest first: :func:`iter_newest` cut
     at ``limit``, in memory bounded by ``limit``, not by the folder.
 
@@ -309,6 +316,8 @@ def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree |
     A folder that could hold some of the ``limit`` newest but cannot be listed is appended to
     ``unreadable``: the list is then incomplete, and a caller that must not miss a scan (the
     reconcile) looks again later.
+
+    Paths are ``str``, as :func:`iter_newest`'s and :func:`newest_first`'s (see the module's docstring).
     """
     if limit <= 0:
         return []
@@ -324,4 +333,4 @@ def newest_files(root: str | os.PathLike[str], limit: int, *, tree: FolderTree |
         kept = heapq.nsmallest(limit, chain(kept, keys))  # streams the folder: O(limit) memory
         if errors and unreadable is not None:
             unreadable.append(UnreadableFolder(folder.path, folder.mtime_ns, errors[0]))
-    return [Path(key[2]) for key in kept]
+    return [key[2] for key in kept]

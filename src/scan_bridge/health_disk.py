@@ -7,6 +7,7 @@ push) from a silent scanner (nothing newer on disk). Files are read through the 
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -20,7 +21,7 @@ from .scanfile import ScanFileIncomplete, ScanFileRejected, read_scan, scan_numb
 __all__ = ["COMPLETE_COMPARED", "probe_disk", "scan_id_of_file", "scan_number_of_file"]
 
 
-def scan_id_of_file(path: Path, zone: tzinfo = UTC) -> ScanId | None:
+def scan_id_of_file(path: str | os.PathLike[str], zone: tzinfo = UTC) -> ScanId | None:
     """The scan's number and time (read with the scanner's ``zone``) through the bridge's own reader; None if not a valid scan (yet).
 
     An ambiguous local time (the repeated autumn hour) is read as its first occurrence: the check
@@ -62,13 +63,13 @@ def probe_disk(
     complete_files: list[DiskFile] = []
     for path in newest_files(root, look_at, unreadable=unreadable):
         try:
-            mtime = path.stat().st_mtime
+            mtime = os.stat(path).st_mtime  # paths are str: a Path per file interns its name (discovery)
         except OSError:
             continue
         complete = now - mtime >= grace_s
         scan = scan_id_of_file(path, zone) if complete else None  # a file still being written is not read
         number = scan.scan_number if scan is not None else scan_number_of_file(path)
-        entry = DiskFile(path=str(path), scan_number=number, mtime=mtime, timestamp=scan.timestamp if scan else None)
+        entry = DiskFile(path=path, scan_number=number, mtime=mtime, timestamp=scan.timestamp if scan else None)
         if newest is None:
             newest = entry
         if complete:

@@ -51,9 +51,10 @@ _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os
 
 @dataclass(frozen=True, slots=True)
 class CrashedFile:
-    """A file that a reader died on, identified by path, size and modification time."""
+    """A file that a reader died on, identified by path, size and modification time (``path`` a
+    ``str``, as every scan file's path in the bridge: see :mod:`.discovery`'s docstring)."""
 
-    path: Path
+    path: str
     size: int
     mtime_ns: int
     deaths: int = DEATHS_TO_SKIP
@@ -76,13 +77,15 @@ class CrashedFile:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"path": os.fspath(self.path), "size": self.size, "mtime_ns": self.mtime_ns, "deaths": self.deaths}
+            {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns, "deaths": self.deaths}
         )
 
     @classmethod
     def from_json(cls, line: str) -> CrashedFile:
         value = json.loads(line)
-        return cls(Path(value["path"]), int(value["size"]), int(value["mtime_ns"]), int(value.get("deaths", DEATHS_TO_SKIP)))
+        if not isinstance(value["path"], str):
+            raise TypeError(f"path is {type(value['path']).__name__}, not a string")
+        return cls(value["path"], int(value["size"]), int(value["mtime_ns"]), int(value.get("deaths", DEATHS_TO_SKIP)))
 
 
 def guard_dir(state_dir: Path, watch_dir: Path) -> Path:
@@ -153,7 +156,7 @@ class ReadGuard:
         remembered = [c for c in self._load() if c.still_there()]
         confirmed = []
         for raw in self._found:
-            path = Path(os.fsdecode(raw))
+            path = os.fsdecode(raw)
             try:
                 info = os.stat(path, follow_symlinks=False)
                 death = CrashedFile(path, info.st_size, info.st_mtime_ns, 1)
@@ -176,13 +179,14 @@ class ReadGuard:
         """Files that crashed a reader often enough and are still there, unchanged: skip them."""
         return [c for c in self._load() if c.skipped and c.still_there()]
 
-    def forgive(self, path: Path) -> None:
+    def forgive(self, path: str | os.PathLike[str]) -> None:
         """``path`` was read to the end after a bridge died reading it: that death was not the file's."""
+        path = os.fspath(path)
         remaining = [c for c in self._load() if c.path != path]
         self._save(remaining)
         self.suspects = [c for c in self.suspects if c.path != path]
 
-    def begin(self, path: Path) -> None:
+    def begin(self, path: str | os.PathLike[str]) -> None:
         """Mark ``path`` as being read (before reading it).
 
         A marker that cannot be written (the state folder's disk full) must not stop the bridge:

@@ -49,7 +49,6 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -96,9 +95,9 @@ class ScanFileIncomplete(Exception):
     ``str(exc)`` is ``incomplete: <reason>``, without the path (the caller logs that beside it).
     """
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         super().__init__(reason)
-        self.path = path
+        self.path: str = os.fspath(path)
         self.reason = reason
 
     def __str__(self) -> str:
@@ -124,9 +123,9 @@ DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 class ScanFileRejected(Exception):
     """The file is not a valid scan and will not become one: ``rejected <path>: <reason>``."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         super().__init__(reason)
-        self.path = path
+        self.path: str = os.fspath(path)
         self.reason = reason
 
     def __str__(self) -> str:
@@ -135,9 +134,15 @@ class ScanFileRejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ScanRecord:
-    """One valid scan, ready to push: its identity and its document body, serialised once."""
+    """One valid scan, ready to push: its identity and its document body, serialised once.
 
-    path: Path
+    ``path`` is a ``str``, as everywhere on the bridge's path from file event to push: a
+    ``pathlib.Path`` interns every part of its path (``sys.intern``), and the table of interned
+    strings, shared by the whole interpreter, grew (and once doubled) with the file names alive and
+    churned by every file: the bridge's one step of RSS in an hour (issue 17, docs/performance.md).
+    """
+
+    path: str
     scan_number: int
     timestamp: datetime  # tz-aware, UTC
     asset_count: int
@@ -176,7 +181,9 @@ class ScanLimits:
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
 
-def read_scan(path: Path, max_bytes: int, limits: ScanLimits | None = None, zone: tzinfo = UTC) -> ScanRecord:
+def read_scan(
+    path: str | os.PathLike[str], max_bytes: int, limits: ScanLimits | None = None, zone: tzinfo = UTC
+) -> ScanRecord:
     """Read and validate one scan file; raises :class:`ScanFileIncomplete` or :class:`ScanFileRejected`.
 
     ``zone`` is the scanner's time zone (setting ``scanner_timezone``): how a timestamp without an
@@ -186,7 +193,7 @@ def read_scan(path: Path, max_bytes: int, limits: ScanLimits | None = None, zone
     Nothing else: any other exception from decoding or converting a complete file (pyarrow's, or
     Python's own for data no valid file holds) becomes a :class:`ScanFileRejected` with its type and text.
     """
-    path = Path(path)
+    path = os.fspath(path)  # a str from here on: never a Path per file (issue 17, see ScanRecord.path)
     label = "data"  # until the format is known
     try:
         data, fmt, size, mtime = _read_complete(path, max_bytes)
@@ -207,7 +214,7 @@ def _os_reason(exc: OSError) -> str:
     return f"unreadable ({name}: {text})"
 
 
-def _read_complete(path: Path, max_bytes: int) -> tuple[bytes, ScanFormat, int, float]:
+def _read_complete(path: str, max_bytes: int) -> tuple[bytes, ScanFormat, int, float]:
     # O_NONBLOCK: opening a FIFO must not wait for a writer; it changes nothing for regular files.
     # O_NOFOLLOW: a symlink may point anywhere (outside the watched folder): scans are files, not links.
     try:
@@ -239,7 +246,7 @@ def _read_complete(path: Path, max_bytes: int) -> tuple[bytes, ScanFormat, int, 
     return data, fmt, size, info.st_mtime
 
 
-def _pread_exact(path: Path, fd: int, length: int, offset: int) -> bytes:
+def _pread_exact(path: str, fd: int, length: int, offset: int) -> bytes:
     data = os.pread(fd, length, offset)
     if len(data) < length:  # network file systems may return short reads
         parts = [data]
@@ -254,7 +261,7 @@ def _pread_exact(path: Path, fd: int, length: int, offset: int) -> bytes:
     return data
 
 
-def _check_complete(path: Path, fd: int, size: int, max_bytes: int) -> ScanFormat:
+def _check_complete(path: str, fd: int, size: int, max_bytes: int) -> ScanFormat:
     """Which format the file is in, once it is complete; raises while it is not (or is not Arrow)."""
     head = _pread_exact(path, fd, min(size, 8), 0)
     if head.startswith(ARROW_MAGIC):
@@ -298,7 +305,7 @@ def message_header(meta: bytes) -> tuple[int, int]:
     return header_type, body_length
 
 
-def _walk_stream(path: Path, fd: int, size: int, max_bytes: int, *, legacy_head: bool) -> None:
+def _walk_stream(path: str, fd: int, size: int, max_bytes: int, *, legacy_head: bool) -> None:
     """Follow the stream's message framing to its end-of-stream marker; raise while it is not there yet."""
     pos = 0
     first = True
@@ -345,13 +352,13 @@ def _walk_stream(path: Path, fd: int, size: int, max_bytes: int, *, legacy_head:
 # -- parsing --------------------------------------------------------------------------------------
 
 
-def read_table(path: Path, max_bytes: int, limits: ScanLimits | None = None) -> pa.Table:
+def read_table(path: str | os.PathLike[str], max_bytes: int, limits: ScanLimits | None = None) -> pa.Table:
     """The file's Arrow table, complete, within ``limits`` and fully validated; for readers other than :func:`read_scan`.
 
     Raises :class:`ScanFileIncomplete` or :class:`ScanFileRejected`, nothing else (the health check
     uses it for a scan number held in a column).
     """
-    path = Path(path)
+    path = os.fspath(path)
     try:
         data, fmt, _size, _mtime = _read_complete(path, max_bytes)
         return _decode(path, data, fmt, limits or ScanLimits())
@@ -361,7 +368,7 @@ def read_table(path: Path, max_bytes: int, limits: ScanLimits | None = None) -> 
         raise ScanFileRejected(path, f"corrupt Arrow data ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
-def _decode(path: Path, data: bytes, fmt: ScanFormat, limits: ScanLimits) -> pa.Table:
+def _decode(path: str, data: bytes, fmt: ScanFormat, limits: ScanLimits) -> pa.Table:
     """Complete bytes to a validated table: cost checked from the metadata first, then decoded, then fully validated."""
     try:
         cost = measure(data, fmt)
@@ -392,7 +399,7 @@ def _decode(path: Path, data: bytes, fmt: ScanFormat, limits: ScanLimits) -> pa.
 
 
 def _parse(
-    path: Path, data: bytes, fmt: ScanFormat, size: int, mtime: float, limits: ScanLimits, zone: tzinfo = UTC
+    path: str, data: bytes, fmt: ScanFormat, size: int, mtime: float, limits: ScanLimits, zone: tzinfo = UTC
 ) -> ScanRecord:
     table = _decode(path, data, fmt, limits)
     schema = table.schema
@@ -455,7 +462,7 @@ class ScanCost:
     decoded_bytes: int
 
 
-def _check_cost(path: Path, cost: ScanCost, limits: ScanLimits) -> None:
+def _check_cost(path: str, cost: ScanCost, limits: ScanLimits) -> None:
     if cost.rows > limits.max_rows:
         raise ScanFileRejected(path, f"too large: {cost.rows} rows > limit {limits.max_rows} (max_scan_rows)")
     if cost.decoded_bytes > limits.max_document_bytes:
@@ -639,7 +646,7 @@ def _is_string_type(type_: pa.DataType) -> bool:
     )
 
 
-def _scan_level(path: Path, name: str, metadata: dict[str, Any], table: pa.Table, consumed: set[str], parse: Any) -> Any:
+def _scan_level(path: str, name: str, metadata: dict[str, Any], table: pa.Table, consumed: set[str], parse: Any) -> Any:
     """``scan_number`` or ``timestamp``: from the schema metadata, else from a column with one value for all rows.
 
     When the metadata has it, a column of that name is an ordinary per-asset column and passes through.
@@ -730,7 +737,7 @@ _NUMPY_TYPE_IDS = frozenset(
 )
 
 
-def scan_number_of_file(path: Path) -> int | None:
+def scan_number_of_file(path: str | os.PathLike[str]) -> int | None:
     """The scan number of one file: from its name, else from its Arrow schema (or first row).
 
     For the freshness check's look at files that may still be written (:mod:`.health_disk`); the

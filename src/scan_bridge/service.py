@@ -31,7 +31,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hazelcast.future import Future
@@ -58,6 +57,7 @@ RESCAN_FILES = 50  # the periodic rescan (every rescan_interval_s) looks at this
 RETRY_FIRST_S = 0.01
 RETRY_MAX_S = 0.25
 REMEMBERED_PATHS = 200_000  # rejected files: grows only with rejections
+NOT_READABLE_RETRY_MAX_S = 5.0  # longest wait between reconciles while scans may not be read (see Bridge._look_again)
 
 
 def remembered_paths(retention: int) -> int:
@@ -195,18 +195,20 @@ class Bridge:
         self._heartbeat_sent = 0.0
         self._idle_at = clock()  # when the loop last waited for a message: a heartbeat between files after that is "busy"
         self._watcher: ScanWatcher | None = None
-        self._pending: dict[Path, _Pending] = {}
-        self._finished: OrderedDict[Path, None] = OrderedDict()  # read or rejected: ignore further events
-        self._rejected: OrderedDict[Path, None] = OrderedDict()  # bad for good: not even a reconcile reads them again
+        # Scan files are named by `str` paths throughout, never `pathlib.Path` (which interns every
+        # part of every path: the bridge's one RSS step in an hour, issue 17; see discovery's docstring).
+        self._pending: dict[str, _Pending] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()  # read or rejected: ignore further events
+        self._rejected: OrderedDict[str, None] = OrderedDict()  # bad for good: not even a reconcile reads them again
         self._stopping = False
         self._exit_code = 0  # FENCED_EXIT_CODE once fenced (failover)
         self._guard: ReadGuard | None = None  # opened by run(): remembers the file being read across a crash
-        self._suspects: set[Path] = set()  # files a predecessor died reading once: forgiven when read to the end
+        self._suspects: set[str] = set()  # files a predecessor died reading once: forgiven when read to the end
         self._limits = ScanLimits(settings.max_scan_rows, settings.max_scan_columns, settings.max_document_bytes)
         self._zone = settings.scanner_zone
         # Files read, with the mtime read at and their history key (time): the reconcile skips reading
         # a file whose key the cluster holds. (The number in a file name says nothing since keys are times.)
-        self._keys: OrderedDict[Path, tuple[float, int]] = OrderedDict()
+        self._keys: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._newest_read: ScanId | None = None  # the newest scan read: reference for ambiguous local times
         self._clock_warned = False
         self._reconcile_due: float | None = None
@@ -461,7 +463,7 @@ class Bridge:
                 if path not in self._finished and path not in self._pending:
                     self._handle(FileSeen(path))
 
-    def _within_retention(self, due: list[Path]) -> list[Path]:
+    def _within_retention(self, due: list[str]) -> list[str]:
         """Of more files than history keeps, those that can be kept: the newest ``retention``, newest
         as everywhere (discovery.newest_first: modification time, never the number alone). The others
         would be trimmed as soon as pushed; they are dropped unread, as a catch-up never lists them."""
@@ -494,7 +496,7 @@ class Bridge:
             )
         self._suspects = {file.path for file in self._guard.suspects}
 
-    def _try(self, path: Path, now: float) -> ScanRecord | None:
+    def _try(self, path: str, now: float) -> ScanRecord | None:
         """Read one file: a record, or None when not yet complete (retried with back-off until the deadline) or bad for good."""
         self._beat_while_busy()
         pending = self._pending[path]
@@ -560,7 +562,7 @@ class Bridge:
             )
         return record
 
-    def _reject(self, path: Path, reason: str, *, crashed_reader: bool = False) -> None:
+    def _reject(self, path: str, reason: str, *, crashed_reader: bool = False) -> None:
         """Count and log a file that is bad for good; ``fields.event`` is ``file_rejected`` for every one of them,
         and ``fields.crashed_reader`` is true for a file a bridge died reading (the daemon makes that an event)."""
         self._pending.pop(path, None)
@@ -577,7 +579,7 @@ class Bridge:
             extra=fields(file=str(path), reason=reason, event=FILE_REJECTED, crashed_reader=crashed_reader),
         )
 
-    def _remember(self, path: Path) -> None:
+    def _remember(self, path: str) -> None:
         self._finished[path] = None
         self._finished.move_to_end(path)  # read again (a rewritten file): now among the newest remembered
         if len(self._finished) > remembered_paths(self.settings.retention):
@@ -687,7 +689,7 @@ class Bridge:
 
     def _not_readable(self, folder: str, reason: str) -> None:
         """Scans we may not read (``chmod``, a mount's rights): one warning per folder, then a reconcile
-        with back-off until they are readable. Never a rejection: the scan is fine, only its rights
+        with back-off until they are readable (:meth:`_look_again`). Never a rejection: the scan is fine, only its rights
         are not, and rejecting it (or forgetting its event) lost it until the next restart (issue 10)."""
         self._denials += 1
         if folder not in self._not_readable_said:
@@ -697,13 +699,18 @@ class Bridge:
         self._look_again()
 
     def _look_again(self) -> None:
-        """The next reconcile after a denial: 1, 2, 4 ... 30 s apart while the scans stay out of reach."""
+        """The next reconcile after a denial: 1, 2, 4, 5, 5 ... s apart while the scans stay out of reach.
+
+        Capped at NOT_READABLE_RETRY_MAX_S, not the 30 s of a failing cluster: the listing of a
+        folder that refuses is cheap, and the chaos run's catch-ups after the rights came back took
+        up to 30.7 s with a 30 s cap.
+        """
         due = self.clock() + self._not_readable_delay
         if self._reconcile_due is None or due < self._reconcile_due:
             self._reconcile_due = due
-            self._not_readable_delay = min(self._not_readable_delay * 2, 30.0)
+            self._not_readable_delay = min(self._not_readable_delay * 2, NOT_READABLE_RETRY_MAX_S)
 
-    def _known_present(self, path: Path, present: set[int]) -> bool:
+    def _known_present(self, path: str, present: set[int]) -> bool:
         """True when this process read ``path`` (unchanged since) and the cluster holds its key: no need to read it again."""
         cached = self._keys.get(path)
         if cached is None or cached[1] not in present:
@@ -713,7 +720,7 @@ class Bridge:
         except OSError:
             return False
 
-    def _push_from_disk(self, paths: Iterable[Path], present: set[int]) -> int | None:
+    def _push_from_disk(self, paths: Iterable[str], present: set[int]) -> int | None:
         """Read and push in batches, one batch in flight while the next is read (catch-up and live path).
 
         Returns how many were pushed, or None if the cluster failed us (the caller retries later).

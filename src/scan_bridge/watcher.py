@@ -56,9 +56,13 @@ _MASK = (
 
 @dataclass(frozen=True, slots=True)
 class FileSeen:
-    """Something happened to a file that may be a scan: try it."""
+    """Something happened to a file that may be a scan: try it.
 
-    path: Path
+    ``path`` is a ``str``, never a ``pathlib.Path``: one is made per file event, and a ``Path``
+    interns every part of its path (see :mod:`.discovery`'s docstring; issue 17).
+    """
+
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +223,7 @@ class InotifyTree:
             elif event.is_moved_from:
                 self._drop_tree(path)
         elif is_scan_path(name) and (event.is_create or event.is_moved_to or event.is_close_write or event.is_modify):
-            self._emit(FileSeen(Path(path)))
+            self._emit(FileSeen(path))
 
     def on_watch_deleted(self, wd: int) -> None:
         with self._lock:
@@ -244,7 +248,7 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, DirCreatedEvent):
             self._emit(DirSeen(Path(path)))
         elif not event.is_directory and is_scan_path(path):
-            self._emit(FileSeen(Path(path)))
+            self._emit(FileSeen(path))
 
 
 class ScanWatcher:

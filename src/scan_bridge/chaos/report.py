@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..rss_slope import MB, rss_slope_mb_per_h
 from .plan import KINDS
 
 if TYPE_CHECKING:
@@ -20,19 +21,10 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _slope_mb_per_h(samples: list[Sample], warmup_s: float = 120.0) -> float | None:
-    """Least-squares slope of RSS over time, in MB an hour, after a warm-up; None for under 10 minutes of samples."""
-    if not samples:
-        return None
-    start = samples[0].at + warmup_s
-    points = [(s.at, s.rss / 1e6) for s in samples if s.at >= start]
-    if len(points) < 2 or points[-1][0] - points[0][0] < 600:
-        return None
-    mean_t = statistics.fmean(t for t, _ in points)
-    mean_m = statistics.fmean(m for _, m in points)
-    num = sum((t - mean_t) * (m - mean_m) for t, m in points)
-    den = sum((t - mean_t) ** 2 for t, _ in points)
-    return num / den * 3600 if den else None
+def _slope_mb_per_h(samples: list[Sample]) -> float | None:
+    """RSS slope of one process's life in MB (2**20) an hour: the memory benchmark's (issue 17), the same code
+    (:mod:`scan_bridge.rss_slope`): after its first 10 minutes, None for a life with less than 10 more sampled."""
+    return rss_slope_mb_per_h((s.at, s.rss) for s in samples)
 
 
 def _process_figures(samples: list[Sample]) -> dict[str, Any]:
@@ -47,9 +39,9 @@ def _process_figures(samples: list[Sample]) -> dict[str, Any]:
     return {
         "incarnations_sampled": len(by_pid),
         "longest_lived_s": _round(span, 0),
-        "rss_first_mb": _round(longest[0].rss / 1e6),
-        "rss_last_mb": _round(longest[-1].rss / 1e6),
-        "rss_max_mb": _round(max(s.rss for s in samples) / 1e6),
+        "rss_first_mb": _round(longest[0].rss / MB),
+        "rss_last_mb": _round(longest[-1].rss / MB),
+        "rss_max_mb": _round(max(s.rss for s in samples) / MB),
         "rss_slope_mb_per_h": _round(_slope_mb_per_h(longest), 2),
         "cpu_percent": _round(cpu, 1),
     }
