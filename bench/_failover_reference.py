@@ -33,7 +33,6 @@ The pure parts (the automations, the phases, the statistics) are unit-tested in
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import statistics
@@ -237,18 +236,15 @@ class ReferenceMachine:
     def kill_tree(self) -> None:
         import psutil
 
+        from tests.support import kill_all
+
         processes = []
         for pid in self.pids():
             try:
                 processes.append(psutil.Process(pid))
             except psutil.NoSuchProcess:
                 pass
-        for p in processes:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(processes, timeout=10)
+        kill_all(processes)
         self.proc.popen.wait(10)
 
     def stop(self) -> None:
@@ -273,7 +269,7 @@ class ReferencePath:
         from scan_bridge.discovery import scan_number_from_name
         from scan_bridge.simulate import Simulator
         from tests.e2e_support import PrefectServer, base_env, deploy_py, describe
-        from tests.support import View, unique_maps, wait_for
+        from tests.support import View, sample_latest, unique_maps, wait_for
 
         logs, scans = self.workdir / "logs", self.workdir / "scans"
         logs.mkdir()
@@ -310,18 +306,13 @@ class ReferencePath:
             threading.Thread(target=simulator.run, daemon=True).start()
             view = View(env)
 
+            def record(document: dict[str, Any]) -> None:
+                pushed = document.get("bridge", {}).get("pushed_at")
+                if pushed:
+                    samples.append((time.monotonic(), _epoch(pushed)))
+
             def sample() -> None:
-                sampler = View(env)
-                while not stop.wait(0.02):
-                    try:
-                        value = sampler.features.get("latest_eigen_scan")
-                    except Exception:  # noqa: BLE001
-                        continue
-                    if value is not None:
-                        pushed = json.loads(value.to_string()).get("bridge", {}).get("pushed_at")
-                        if pushed:
-                            samples.append((time.monotonic(), _epoch(pushed)))
-                sampler.close()
+                sample_latest(env, stop, record)
 
             threading.Thread(target=sample, daemon=True).start()
             for machine in machines.values():

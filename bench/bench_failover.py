@@ -23,7 +23,6 @@ the medians:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -35,7 +34,6 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,7 +42,7 @@ from scan_bridge.discovery import scan_number_from_name  # noqa: E402
 from scan_bridge.lease import DEFAULT_LEASE_S, DEFAULT_RENEW_S  # noqa: E402
 from scan_bridge.localcluster import LocalCluster, free_port_block  # noqa: E402
 from scan_bridge.simulate import Simulator  # noqa: E402
-from tests.support import View, unique_maps, wait_for  # noqa: E402
+from tests.support import View, kill_all, process_tree, sample_latest, unique_maps, wait_for  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from _failover_reference import HISTORY_RETENTION, ReferencePath, kept_by_history, ratio, summarize  # noqa: E402
@@ -72,17 +70,10 @@ class Machine:
 
     def kill_tree(self) -> None:
         assert self.proc is not None
-        try:
-            parent = psutil.Process(self.proc.pid)
-            processes = [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
+        processes = process_tree(self.proc.pid)
+        if not processes:
             return
-        for p in processes:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(processes, timeout=10)
+        kill_all(processes)
         self.proc.wait(10)
 
     def stop(self) -> None:
@@ -123,16 +114,8 @@ def main() -> int:
     stop = threading.Event()
 
     def sample() -> None:
-        sampler = View(env)
-        while not stop.wait(0.02):
-            try:
-                value = sampler.features.get("latest_eigen_scan")
-            except Exception:  # noqa: BLE001
-                continue
-            if value is not None:
-                document = json.loads(value.to_string())
-                samples.append((time.monotonic(), document["timestamp"], document.get("bridge", {}).get("host")))
-        sampler.close()
+        sample_latest(env, stop, lambda document: samples.append(
+            (time.monotonic(), document["timestamp"], document.get("bridge", {}).get("host"))))
 
     threading.Thread(target=sample, daemon=True).start()
     machines = {name: Machine(name, dict(env), workdir) for name in ("machine-0", "machine-1")}

@@ -206,3 +206,42 @@ def write_many_scans(folder: Path, count: int, mtime: float) -> None:
         path = folder / f"scan_{number:06d}_120000.arrow"
         path.write_bytes(table_bytes(table.replace_schema_metadata(metadata), "file"))
         os.utime(path, (mtime, mtime))
+
+
+def process_tree(pid: int) -> list[Any]:
+    """``pid`` and all its descendants (psutil processes); empty when it is gone."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        return [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_all(processes: Sequence[Any], timeout: float = 10.0) -> None:
+    """A machine lost: SIGKILL every one of ``processes`` at once, then wait for them (up to ``timeout``)."""
+    import psutil
+
+    for p in processes:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(list(processes), timeout=timeout)
+
+
+def sample_latest(env: dict[str, str], stop: Any, record: Callable[[dict[str, Any]], None], every: float = 0.02) -> None:
+    """Until ``stop`` (an Event) is set: read ``latest_eigen_scan`` every ``every`` s with a client of its own,
+    each document to ``record`` (a failed read is skipped: the cluster may be what is being broken)."""
+    sampler = View(env)
+    try:
+        while not stop.wait(every):
+            try:
+                value = sampler.features.get("latest_eigen_scan")
+            except Exception:  # noqa: BLE001
+                continue
+            if value is not None:
+                record(json.loads(value.to_string()))
+    finally:
+        sampler.close()

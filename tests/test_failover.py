@@ -27,7 +27,7 @@ import pytest
 from scan_bridge.discovery import scan_number_from_name
 from tests.conftest import ClusterInfo
 from tests.daemon_fixtures import Scanner
-from tests.support import View, unique_maps, wait_for
+from tests.support import View, kill_all, process_tree, unique_maps, wait_for
 
 pytestmark = pytest.mark.extended
 
@@ -62,21 +62,11 @@ class Machine:
 
     def tree(self) -> list[psutil.Process]:
         assert self.proc is not None
-        try:
-            parent = psutil.Process(self.proc.pid)
-            return [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        return process_tree(self.proc.pid)
 
     def kill_tree(self) -> None:
         """The machine is lost: every process of it SIGKILLed at once (its group, and any child elsewhere)."""
-        processes = self.tree()
-        for p in processes:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(processes, timeout=10)
+        kill_all(self.tree())
 
     def signal_tree(self, signum: int) -> list[psutil.Process]:
         """SIGSTOP / SIGCONT every process of the machine (a frozen VM, a machine cut off and back)."""
