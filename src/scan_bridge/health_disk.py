@@ -16,7 +16,7 @@ from .discovery import UnreadableFolder, newest_files
 from .document import DEFAULT_MAX_FILE_BYTES
 from .health_classify import DiskFile
 from .ordering import ScanId, is_newer
-from .scanfile import ScanFileIncomplete, ScanFileRejected, read_scan, scan_number_of_file
+from .scanfile import ScanFileError, read_scan, scan_number_of_file
 
 __all__ = ["COMPLETE_COMPARED", "probe_disk", "scan_id_of_file", "scan_number_of_file"]
 
@@ -29,7 +29,7 @@ def scan_id_of_file(path: str | os.PathLike[str], zone: tzinfo = UTC) -> ScanId 
     """
     try:
         record = read_scan(path, DEFAULT_MAX_FILE_BYTES, zone=zone)
-    except (ScanFileIncomplete, ScanFileRejected):
+    except ScanFileError:
         return None
     return record.scan_id
 

@@ -89,16 +89,20 @@ _MAX_METADATA_VERSION = 4  # V1..V5 are 0..4
 ScanFormat = Literal["file", "stream"]
 
 
-class ScanFileIncomplete(Exception):
-    """The file is not (yet) a complete Arrow file or stream: try again later.
-
-    ``str(exc)`` is ``incomplete: <reason>``, without the path (the caller logs that beside it).
-    """
+class ScanFileError(Exception):
+    """What reading a scan file can end in besides a record: the file's ``path`` (a ``str``) and a ``reason``."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         super().__init__(reason)
         self.path: str = os.fspath(path)
         self.reason = reason
+
+
+class ScanFileIncomplete(ScanFileError):
+    """The file is not (yet) a complete Arrow file or stream: try again later.
+
+    ``str(exc)`` is ``incomplete: <reason>``, without the path (the caller logs that beside it).
+    """
 
     def __str__(self) -> str:
         return f"incomplete: {self.reason}"
@@ -120,13 +124,8 @@ class ScanFileDenied(ScanFileIncomplete):
 DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 
 
-class ScanFileRejected(Exception):
+class ScanFileRejected(ScanFileError):
     """The file is not a valid scan and will not become one: ``rejected <path>: <reason>``."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        super().__init__(reason)
-        self.path: str = os.fspath(path)
-        self.reason = reason
 
     def __str__(self) -> str:
         return f"rejected {self.path}: {self.reason}"
