@@ -27,6 +27,7 @@ import pytest
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from scan_bridge import alerts
+from scan_bridge.lease import Role
 from scan_bridge.control import project_dir
 
 from .daemon_fixtures import Scanner, wait_connected
@@ -416,13 +417,13 @@ SILENCE_LIMIT_S = alerts.silent_after_s(1.0) + PROACTIVE_GRANULARITY_S + 10
 #: After a silence alert, two more evaluations that must bring nothing more ("once per silence").
 ONCE_WINDOW_S = 2 * PROACTIVE_GRANULARITY_S + 1
 #: Each daemon's role in rounds 0-2, in rounds 3-5, and from round 6 on (None: silent from then on).
-ROLE_SCRIPTS: dict[str, tuple[str, str, str | None]] = {
-    "standby-lost": ("standby", "standby", None),
-    "stepped-down-lost": ("active", "standby", None),
-    "active-lost": ("active", "active", None),
-    "took-over-lost": ("standby", "active", None),
-    "took-over": ("standby", "active", "active"),
-    "stepped-down": ("active", "standby", "standby"),
+ROLE_SCRIPTS: dict[str, tuple[Role, Role, Role | None]] = {
+    "standby-lost": (Role.STANDBY, Role.STANDBY, None),
+    "stepped-down-lost": (Role.ACTIVE, Role.STANDBY, None),
+    "active-lost": (Role.ACTIVE, Role.ACTIVE, None),
+    "took-over-lost": (Role.STANDBY, Role.ACTIVE, None),
+    "took-over": (Role.STANDBY, Role.ACTIVE, Role.ACTIVE),
+    "stepped-down": (Role.ACTIVE, Role.STANDBY, Role.STANDBY),
 }
 #: The daemons that change role after round 2.
 CHANGERS = tuple(key for key, script in ROLE_SCRIPTS.items() if script[0] != script[1])
