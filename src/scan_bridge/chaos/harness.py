@@ -33,10 +33,6 @@ from .referee import Referee
 from .scanner import ChaosScanner, Written, history_key
 
 
-#: A fault note: the scanner left the folder the fault closed (its midnight), so nothing had to go stale.
-MOVED_ON = "the scanner moved on to a new folder"
-
-
 @dataclass
 class Fault:
     index: int
@@ -49,6 +45,7 @@ class Fault:
     hidden: int = 0  # complete scans written while the fault was on
     missing: int = 0
     unneeded_restarts: int = 0
+    scanner_moved_on: bool = False  # unreadable-folder: the scanner's midnight came, its new folder stayed readable
     notes: list[str] = field(default_factory=list)
 
 
@@ -379,7 +376,7 @@ class Harness:
         if moved_on != folder:
             # The scanner's midnight came meanwhile: its new folder was readable, the data stayed fresh.
             fault.detail += f"; the scanner moved on to {moved_on.name}/ at its midnight"
-            fault.notes.append(MOVED_ON)
+            fault.scanner_moved_on = True
 
     # -- recovery and verdicts -------------------------------------------------------------------------
 
@@ -437,7 +434,7 @@ class Harness:
         elif fault.kind == "unreadable-folder":
             if unneeded:
                 self.violation(f"an unreadable folder led to {len(unneeded)} bridge restart(s): {self._reasons(fault)}")
-            if MOVED_ON not in fault.notes and not any(
+            if not fault.scanner_moved_on and not any(
                 v.status == "stale" and v.cause == StaleCause.DISK_UNREADABLE.value for v in verdicts
             ):
                 self.violation(f"a folder unreadable for {self.p.unreadable_folder_s:g} s was never reported "
