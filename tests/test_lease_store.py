@@ -80,6 +80,9 @@ class Machine:
             on_stepped_down=lambda reason: self._note("stepped-down", reason),
         )
 
+    def took_over(self) -> bool:
+        return bool(self.events) and self.events[-1][0] == "took-over"
+
     def _note(self, kind: str, detail: Any) -> None:
         self.events.append((kind, detail, time.monotonic()))
         self.changed.set()
@@ -97,7 +100,10 @@ def test_a_standby_takes_over_a_lost_active_within_the_lease_and_a_release_at_on
 
     lost_at = time.monotonic()
     a.elector.stop(release=False)  # machine a is lost: no release, no more renewals
-    wait_for(lambda: b.elector.role is Role.ACTIVE, timeout=LEASE_S + 10, what="machine b to take over")
+    # The role turns ACTIVE a moment before the elector has claimed latest and called on_took_over:
+    # wait for the call, which is what starts a bridge.
+    wait_for(lambda: b.took_over(), timeout=LEASE_S + 10, what="machine b to take over")
+    assert b.elector.role is Role.ACTIVE
     took = b.events[-1]
     assert took[:2] == ("took-over", 2)
     assert took[2] - lost_at <= LEASE_S + 2 * RENEW_S + 1.0, f"took {took[2] - lost_at:.2f} s"
@@ -108,7 +114,8 @@ def test_a_standby_takes_over_a_lost_active_within_the_lease_and_a_release_at_on
     holds_for(lambda: c.elector.role is Role.STANDBY and b.elector.role is Role.ACTIVE, LEASE_S + RENEW_S)
     released_at = time.monotonic()
     b.elector.stop(release=True)  # a clean stop hands over at once
-    wait_for(lambda: c.elector.role is Role.ACTIVE, timeout=10, what="machine c to take the released lease")
+    wait_for(lambda: c.took_over(), timeout=10, what="machine c to take the released lease")
+    assert c.elector.role is Role.ACTIVE
     assert c.events[-1][:2] == ("took-over", 3)
     assert c.events[-1][2] - released_at < LEASE_S, "a released lease is taken without waiting for it to lapse"
     c.elector.stop()
