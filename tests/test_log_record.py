@@ -41,7 +41,7 @@ def test_a_line_written_by_logs_is_read_back_field_for_field(bridge_log: tuple[l
         raise ValueError("bad footer")
     except ValueError:
         logger.warning("Rejected %s: %s", name, "bad footer", exc_info=True,
-                       extra=fields(file=name, reason="bad footer", event=names.FILE_REJECTED, crashed_reader=True,
+                       extra=fields(**BridgeRecord.rejected_fields(name, "bad footer", crashed_reader=True),
                                     size=12, path=Path("/scans/x.arrow")))
     [line] = out.getvalue().splitlines()
     written = json.loads(line)

@@ -66,7 +66,7 @@ _INTEGER_TEXT = re.compile(r"[+]?\d+")
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 #: orjson options for the body: naive datetimes are UTC, written with ``Z``; numpy arrays (the reader's
-#: fast path for numeric columns when numpy is installed) are written from their buffers.
+#: fast path for numeric columns) are written from their buffers.
 ORJSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
 
 

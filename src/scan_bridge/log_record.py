@@ -99,6 +99,12 @@ class BridgeRecord:
         value = self.fields.get(Field.EVENT)
         return None if value is None else str(value)
 
+    @staticmethod
+    def rejected_fields(file: str, reason: str, *, crashed_reader: bool) -> dict[str, Any]:
+        """The fields of a ``file_rejected`` record, written by the bridge as :meth:`crashed_reader` reads them."""
+        return {Field.FILE.value: file, Field.REASON.value: reason, Field.EVENT.value: names.FILE_REJECTED,
+                Field.CRASHED_READER.value: crashed_reader}
+
     def crashed_reader(self) -> CrashedReader | None:
         """The file and reason when this is a bridge's ``file_rejected`` record with ``crashed_reader`` true."""
         if self.event != names.FILE_REJECTED or self.fields.get(Field.CRASHED_READER) is not True:

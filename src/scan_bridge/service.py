@@ -42,7 +42,8 @@ from .document import format_timestamp
 from .fencing import Fenced
 from .heap import release_free_memory
 from .hzcall import CLOSE_DEADLINE_S, CallAbandoned, CallTimedOut
-from .logs import FILE_REJECTED, fields, setup_logging
+from .log_record import BridgeRecord
+from .logs import fields, setup_logging
 from .names import FENCED, FENCED_EXIT_CODE, NOT_READABLE, READABLE_AGAIN, STOPPING_PREFIX
 from .ordering import ScanId, is_newer, resolve_fold
 from .read_guard import ReadGuard
@@ -576,7 +577,7 @@ class Bridge:
             "Rejected %s: %s",
             path,
             reason,
-            extra=fields(file=str(path), reason=reason, event=FILE_REJECTED, crashed_reader=crashed_reader),
+            extra=fields(**BridgeRecord.rejected_fields(path, reason, crashed_reader=crashed_reader)),
         )
 
     def _remember(self, path: str) -> None:
