@@ -16,8 +16,14 @@ for PagerDuty, everything for ``generic``. The URL (and PagerDuty's routing key)
 block's ``secrets``, a ``SecretDict``: the API and UI show them obfuscated, and this module never
 prints them.
 
+Alerts by role (failover, docs/high-availability.md): every daemon publishes its own state changes
+with its role as a label (:mod:`.state_events`); the alerts about the data match the role that
+answers for it (``active``, or ``single`` without failover), so a standby's view alerts nobody,
+except its own warning that it cannot reach Hazelcast (it could not take over), and that warning's
+recovery.
+
 Safe to run twice: the block is saved with ``overwrite``, automations are matched by their exact
-names and updated in place, and duplicates or former names of ours are removed; an automation of
+names and updated in place (trigger included: an upgrade's new rules replace the old), and duplicates or former names of ours are removed; an automation of
 anyone else's is never touched, whatever it is called.
 """
 
