@@ -116,7 +116,7 @@ def test_alerts_command_is_safe_twice_and_keeps_the_webhook_secret(prefect_serve
     client.pause_automation(silent.id)
     status = subprocess.run([sys.executable, "deploy.py", "status"], cwd=project_dir(), env=prefect_server.env(),
                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    assert "Alerts        : 8 of 9 automations enabled (paused: daemon silent)" in status.stdout, status.stdout
+    assert "Alerts        : 10 of 11 automations enabled (paused: daemon silent)" in status.stdout, status.stdout
     client.resume_automation(silent.id)
 
 
@@ -579,6 +579,92 @@ def test_a_daemon_that_changes_role_raises_neither_alert_while_it_beats(roles_si
     for daemon in ("took-over", "stepped-down"):
         assert [m.raw[:300] for m in roles_silenced.about(daemon)] == [], daemon
         assert roles_silenced.watched_until - roles_silenced.changed_at[daemon] >= SILENCE_LIMIT_S
+
+
+#: Each daemon's health checks in order: (role, status) per check. The last daemon's stale is the
+#: sentinel: sent after every other event, so once it has alerted the others have been evaluated.
+STATE_SCRIPTS: dict[str, list[tuple[Role | None, str]]] = {
+    "standby": [(Role.STANDBY, "healthy"), (Role.STANDBY, "stale"), (Role.STANDBY, "stale")],
+    "active": [(Role.ACTIVE, "healthy"), (Role.ACTIVE, "stale"), (Role.ACTIVE, "stale")],
+    "took-over": [(Role.STANDBY, "healthy"), (Role.STANDBY, "stale"), (Role.ACTIVE, "stale"), (Role.ACTIVE, "stale")],
+    "stepped-down": [(Role.ACTIVE, "healthy"), (Role.ACTIVE, "stale"), (Role.STANDBY, "stale"), (Role.STANDBY, "healthy")],
+    "standby-blind": [(Role.STANDBY, "healthy"), (Role.STANDBY, "error"), (Role.STANDBY, "healthy")],
+    "single": [(None, "healthy"), (None, "stale")],
+}
+#: What each must bring, in order: the alert keys (generic kind).
+STATE_ALERTS = {"standby": [], "active": ["stale"], "took-over": ["stale"], "stepped-down": ["stale"],
+                "standby-blind": ["standby-hazelcast-unavailable", "standby-hazelcast-reachable"], "single": ["stale"]}
+
+
+def test_state_alerts_come_from_the_daemon_that_answers_for_the_data(prefect_server, client, receiver):
+    """Failover (docs/high-availability.md, "Alerts by role"): the automations of ``deploy.py alerts``
+    on a real server, and the state events of the daemon's own publisher (its labels and its decision
+    to publish; posted by the same REST call as its heartbeat, so the test's events keep their order).
+
+    A standby's stale raises nothing; the active's raises "stale" once; a standby that takes over
+    while the data stays stale raises "stale" once, from the active, though its view never changed;
+    an active that steps down raised its "stale" and raises no "healthy again" as a standby (the new
+    active's recovery is the one); a standby that cannot reach Hazelcast has its own warning and
+    recovery; a single machine alerts as before. The automations an earlier version set up (no role
+    label) are updated in place by running ``deploy.py alerts`` again."""
+    import dataclasses
+    import logging
+
+    from scan_bridge import names
+    from scan_bridge.daemon_publisher import PrefectPublisher, _emit_without_run_context
+    from scan_bridge.daemon_status import DaemonStatus
+    from scan_bridge.health_classify import FreshnessReport
+    from scan_bridge.health_status import HealthStatus, StaleCause
+
+    # The automations as the version before roles had them: the data's alerts without the role label.
+    install(prefect_server, receiver, "generic", "state-secret")
+    for automation in alerts.ours(client):
+        alert = next(a for a in alerts.alerts(1.0) if a.name == automation.name)
+        if any(label == names.ROLE_LABEL for label, _ in alert.match_labels):
+            earlier = dataclasses.replace(alert, match_labels=tuple(m for m in alert.match_labels if m[0] != names.ROLE_LABEL))
+            client.update_automation(automation.id, alerts.automation_for(earlier, "generic", automation.actions[0].block_document_id))
+    assert "automation updated: scan-bridge: stale" in install(prefect_server, receiver, "generic", "state-secret")
+    for automation in alerts.ours(client):
+        alert = next(a for a in alerts.alerts(1.0) if a.name == automation.name)
+        for label, values in alert.match_labels:
+            assert automation.trigger.match.get(label) == list(values), (alert.key, automation.trigger.match)
+
+    class StateEvents(PrefectPublisher):
+        def _event(self, name, payload, light=False, labels=None):
+            _emit_without_run_context(names.event(name), {**self.resource, **(labels or {})}, payload)
+
+        def _artifact(self, status, force):
+            pass
+
+    def report(status: str) -> FreshnessReport:
+        cause = StaleCause.SCANNER_SILENT if status == "stale" else None
+        return FreshnessReport(status=HealthStatus(status), cause=cause, detail=f"scripted {status}", checked_at=datetime.now(UTC))
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    tag = uuid.uuid4().hex[:8]
+    publishers = {key: StateEvents(logging.getLogger("test-alerts-state"), f"state-{tag}-{key}") for key in STATE_SCRIPTS}
+    resource = {key: p.resource["prefect.resource.id"] for key, p in publishers.items()}
+    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+        for key, script in STATE_SCRIPTS.items():
+            previous = None
+            for role, status in script:
+                checked = report(status)
+                publishers[key].health(DaemonStatus(report=checked, role=role), previous)
+                previous = checked
+    ours = {key: (lambda m, key=key: isinstance(m.body, dict) and m.body.get("resource") == resource[key]) for key in STATE_SCRIPTS}
+    receiver.wait(ours["single"], 30, "the single machine's stale alert, sent last")
+    for key, expected in STATE_ALERTS.items():
+        if expected:
+            receiver.wait(ours[key], 30, f"{key}: {expected}", count=len(expected))
+    receiver.assert_none(lambda m: False, time.monotonic() + 3.0, "")  # anything late still comes in
+    got = {key: [m.body["alert"] for m in receiver.matching(ours[key])] for key in STATE_SCRIPTS}
+    assert got == STATE_ALERTS, got
+    (took_over,) = receiver.matching(ours["took-over"])
+    assert took_over.body["figures"]["role"] == "active" and took_over.body["severity"] == "critical"
+    assert took_over.body["text"].startswith(f"scan-bridge state-{tag}-took-over: STALE (scanner silent): scripted stale")
+    blind = receiver.matching(ours["standby-blind"])
+    assert [m.body["severity"] for m in blind] == ["warning", "info"], [m.raw[:300] for m in blind]
 
 
 def test_every_alert_renders_valid_json_for_every_kind() -> None:

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from scan_bridge import names
+from scan_bridge.health_status import HealthStatus
 
 from .conftest import ClusterInfo
 from .e2e_support import ROOT, PrefectServer, Proc, base_env, deploy_py, describe, descendants, run_id_from
@@ -114,6 +115,18 @@ def test_failover_from_deploy_py(hazelcast_cluster: ClusterInfo, tmp_path: Path)
         assert {e["payload"]["role"] for e in active} == {"active"}, active
         occurred = lambda events: [datetime.fromisoformat(e["occurred"]) for e in events]  # noqa: E731
         assert max(occurred(standby)) < min(occurred(active)), "standby heartbeats only before the takeover"
+        # Its state events say its role, which the alerts about the data match: as a standby (its first
+        # check, alerting nobody), then, from its first check after the takeover, as the active (its state
+        # again, changed or not: state_events.state_event).
+        def states() -> list[dict]:
+            found = server.post("/events/filter", {"filter": {"event": {"name": [names.event(s.event_name) for s in HealthStatus]},
+                                                              "resource": {"id": [resource]}}, "limit": 50})
+            return found["events"]
+
+        as_active = wait_for(lambda: [e for e in states() if e["resource"].get(names.ROLE_LABEL) == "active"], 30,
+                             "machine b's state event as the active", interval=1)
+        as_standby = [e for e in states() if e["resource"].get(names.ROLE_LABEL) == "standby"]
+        assert as_standby and max(occurred(as_standby)) < min(occurred(as_active)), (as_standby, as_active)
 
         scanner.stop(signal.SIGTERM, timeout=10)
         on_disk = {scan_number_from_name(p) for p in scans.rglob("*.arrow")}

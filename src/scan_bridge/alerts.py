@@ -16,8 +16,14 @@ for PagerDuty, everything for ``generic``. The URL (and PagerDuty's routing key)
 block's ``secrets``, a ``SecretDict``: the API and UI show them obfuscated, and this module never
 prints them.
 
+Alerts by role (failover, docs/high-availability.md): every daemon publishes its own state changes
+with its role as a label (:mod:`.state_events`); the alerts about the data match the role that
+answers for it (``active``, or ``single`` without failover), so a standby's view alerts nobody,
+except its own warning that it cannot reach Hazelcast (it could not take over), and that warning's
+recovery.
+
 Safe to run twice: the block is saved with ``overwrite``, automations are matched by their exact
-names and updated in place, and duplicates or former names of ours are removed; an automation of
+names and updated in place (trigger included: an upgrade's new rules replace the old), and duplicates or former names of ours are removed; an automation of
 anyone else's is never touched, whatever it is called.
 """
 
@@ -34,6 +40,8 @@ from pydantic import SecretStr
 
 from . import names as _names  # the module; names() below lists the automations
 from .health_status import UNHEALTHY_EVENT_NAMES, HealthStatus
+from .lease import Role
+from .state_events import RESPONSIBLE_ROLES
 
 if TYPE_CHECKING:  # Prefect is imported when used: the pure parts (alerts(), request_body()) need none of it
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -84,6 +92,16 @@ def _on(status: HealthStatus) -> frozenset[str]:
     return frozenset({_names.event(status.event_name)})
 
 
+#: The alerts about the data match the state events of the daemon that answers for it (the active
+#: machine, a single machine): a standby's state changes alert nobody (state_events; docs/high-availability.md).
+_RESPONSIBLE = (_names.ROLE_LABEL, RESPONSIBLE_ROLES)
+#: A standby's own: it cannot reach Hazelcast, so it cannot take over (a warning, not the data's critical).
+_STANDBY = (_names.ROLE_LABEL, (Role.STANDBY.value,))
+_ERROR = HealthStatus.ERROR.event_name
+#: A standby's every state event but the error: it reaches Hazelcast again, whatever it sees there.
+_REACHED = frozenset(_names.event(s.event_name) for s in HealthStatus if s is not HealthStatus.ERROR)
+
+
 #: The text of a health alert: the daemon, then the report's headline (status once, cause, figures).
 _HEADLINE = _DAEMON + ": {{ event.payload.message }}"
 
@@ -105,10 +123,12 @@ def alerts(health_interval_s: float) -> list[Alert]:
     """The alert set for a daemon checking every ``health_interval_s`` seconds."""
     silent_after = silent_after_s(health_interval_s)
     return [
-        Alert("warning", "warning", _on(HealthStatus.WARNING), _HEADLINE, "warning"),
-        Alert("stale", "stale", _on(HealthStatus.STALE), _HEADLINE, "critical"),
-        Alert("missing", "no scan in Hazelcast", _on(HealthStatus.MISSING), _HEADLINE, "critical"),
-        Alert("hazelcast-unavailable", "Hazelcast unavailable", _on(HealthStatus.ERROR), _HEADLINE, "critical"),
+        Alert("warning", "warning", _on(HealthStatus.WARNING), _HEADLINE, "warning", match_labels=(_RESPONSIBLE,)),
+        Alert("stale", "stale", _on(HealthStatus.STALE), _HEADLINE, "critical", match_labels=(_RESPONSIBLE,)),
+        Alert("missing", "no scan in Hazelcast", _on(HealthStatus.MISSING), _HEADLINE, "critical",
+              match_labels=(_RESPONSIBLE,)),
+        Alert("hazelcast-unavailable", "Hazelcast unavailable", _on(HealthStatus.ERROR), _HEADLINE, "critical",
+              match_labels=(_RESPONSIBLE,)),
         Alert("gave-up", "gave up", frozenset({_names.event(_names.GAVE_UP_EVENT)}),
               _DAEMON + ": GAVE UP on the bridge after {{ event.payload.restarts_total }} restarts: "
               "{{ (event.payload.reason or '').split('\\n')[0] }}", "critical"),
@@ -118,7 +138,17 @@ def alerts(health_interval_s: float) -> list[Alert]:
               "{{ flow_run.state.message }}", "critical", flow_runs=True),
         Alert("recovered", "healthy again", _on(HealthStatus.HEALTHY),
               _DAEMON + ": healthy again (was {{ event.payload.previous_status }}): {{ event.payload.detail }}",
-              "info", resolves=True, match_labels=((_names.PREVIOUS_STATUS_LABEL, UNHEALTHY),)),
+              "info", resolves=True, match_labels=(_RESPONSIBLE, (_names.PREVIOUS_STATUS_LABEL, UNHEALTHY))),
+        # Failover: a standby that cannot reach Hazelcast cannot take over. Its own warning, paired with
+        # its own recovery; when the cluster is down for everyone, the active's critical alert is the one
+        # that says so for the data (docs/high-availability.md, "Alerts by role").
+        Alert("standby-hazelcast-unavailable", "standby cannot reach Hazelcast", _on(HealthStatus.ERROR),
+              _DAEMON + ": STANDBY: {{ event.payload.message }}. It cannot take over while Hazelcast is out of its "
+              "reach; the active machine's own alerts say whether the data is affected.", "warning",
+              match_labels=(_STANDBY,)),
+        Alert("standby-hazelcast-reachable", "standby reaches Hazelcast again", _REACHED,
+              _DAEMON + ": standby reaches Hazelcast again: {{ event.payload.message }}", "info", resolves=True,
+              match_labels=(_STANDBY, (_names.PREVIOUS_STATUS_LABEL, (_ERROR,)))),
         Alert("daemon-silent", "daemon silent", frozenset({ACTIVE_HEARTBEAT}),
               _silent(health_interval_s, "daemon",
                       "The daemon, its worker or its machine may be gone: the bridge is unsupervised."),

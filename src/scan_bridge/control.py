@@ -542,8 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.set_defaults(func=cmd_health)
     alert = sub.add_parser("alerts", help="set up the notification block and automations that alert on the daemon's events; safe to repeat",
                            description="Save a notification block and the Prefect automations that send alerts on warning, stale, "
-                           "missing, Hazelcast unavailable, gave up, a Failed or Crashed daemon run, a silent daemon (or failover standby), and a "
-                           "recovery message on healthy again. Safe to repeat. The webhook URL is stored as a secret and never printed.")
+                           "missing, Hazelcast unavailable, gave up, a Failed or Crashed daemon run, a silent daemon (or failover standby), a "
+                           "failover standby that cannot reach Hazelcast, and recovery messages. Under failover only the active machine "
+                           "alerts about the data. Safe to repeat. The webhook URL is stored as a secret and never printed.")
     alert.add_argument("--webhook", metavar="URL", help="incoming-webhook URL (or SCAN_BRIDGE_ALERT_WEBHOOK_URL, which keeps it out of shell history)")
     alert.add_argument("--kind", choices=["slack", "discord", "pagerduty", "generic"], default="generic",
                        help="message format (default generic JSON); pagerduty posts Events API v2 messages")

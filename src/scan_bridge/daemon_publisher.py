@@ -26,21 +26,22 @@ from prefect.events import emit_event
 
 from . import health_chart, names
 from .daemon_artifact import ARTIFACT_INTERVAL_S, artifact_key, failover_figures, figures, previous_history, render_markdown
-from .daemon_status import DaemonStatus, status_changed
+from .daemon_status import DaemonStatus
 from .health_classify import FreshnessReport
 from .health_history import HealthHistory
-from .health_status import NO_STATUS
 from .lease import Role
 from .logs import printable
+from .state_events import state_event
 
 
 class PrefectPublisher:
     """Figures into Prefect: one artifact (stable key), events on state changes, one light heartbeat per check.
 
     Events are what automations (``deploy.py alerts``) react to. The state-change events carry the
-    whole health report as payload and the new and previous status as resource labels, because a
-    trigger can match labels but not payload fields: "healthy again" is ``scan-bridge.healthy``
-    whose ``scan-bridge.previous-status`` is not ``healthy``/``none``. The heartbeat event is small
+    whole health report as payload and the new and previous status, the cause and the daemon's role
+    as resource labels, because a trigger can match labels but not payload fields: "healthy again"
+    is ``scan-bridge.healthy`` whose ``scan-bridge.previous-status`` is not ``healthy``/``none`` and
+    whose ``scan-bridge.role`` answers for the data (:mod:`.state_events`). The heartbeat event is small
     and lets a proactive automation notice a daemon that went silent; the server prunes events
     after its retention period, so it does not grow the database for ever.
     """
@@ -67,6 +68,7 @@ class PrefectPublisher:
         self.artifact_interval_s = artifact_interval_s
         self._artifact_at = -1e18
         self._light: LightEvents | None = None  # started at the first light event, from the flow's thread
+        self._role_before: Role | None = None  # the role at the check before (state_events.state_event)
 
     @classmethod
     def resume(cls, logger: Any, deployment: str | None,
@@ -106,9 +108,8 @@ class PrefectPublisher:
         except Exception as exc:  # the API may be briefly away; the next update retries
             self.log.warning("Could not publish the health artifact: %s", exc)
 
-    def _event(self, name: str, payload: dict[str, Any], light: bool = False, **labels: str) -> None:
-        resource = dict(self.resource)
-        resource.update({names.EVENT_PREFIX + key.replace("_", "-"): value for key, value in labels.items()})
+    def _event(self, name: str, payload: dict[str, Any], light: bool = False, labels: dict[str, str] | None = None) -> None:
+        resource = {**self.resource, **(labels or {})}
         try:
             if light:
                 if self._light is None:
@@ -123,17 +124,16 @@ class PrefectPublisher:
         report = status.report
         if report is None:
             return
-        name = report.status.event_name
         self.history.record_check(report.checked_at, report.status.value, report.data_age_s, report.scan_number)
-        changed = status_changed(previous, report)
-        if changed:
-            self._note(status, "state change")
-            before = NO_STATUS if previous is None else previous.status.event_name
-            self._event(name, {**figures(status), "previous_status": before},
-                        status=name, previous_status=before,
-                        cause=report.cause.value if report.cause is not None else NO_STATUS)
-        self._event(heartbeat_event(status), heartbeat_payload(status), light=True, status=name)
-        self._artifact(status, force=changed)
+        event = state_event(previous, report, status.role, self._role_before)
+        self._role_before = status.role
+        if event is not None:
+            if event.changed:
+                self._note(status, "state change")
+            self._event(event.name, {**figures(status), "previous_status": event.previous_status}, labels=event.labels())
+        self._event(heartbeat_event(status), heartbeat_payload(status), light=True,
+                    labels={names.STATUS_LABEL: report.status.event_name})
+        self._artifact(status, force=event is not None)
 
     def restarted(self, status: DaemonStatus, reason: str) -> None:
         self.history.record_restart(datetime.now(UTC))

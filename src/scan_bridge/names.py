@@ -52,6 +52,12 @@ COUNTER_RESET_EVENT = "counter-reset"
 #: Labels on state-change events (a trigger can match labels, not payload fields).
 STATUS_LABEL = EVENT_PREFIX + "status"
 PREVIOUS_STATUS_LABEL = EVENT_PREFIX + "previous-status"
+CAUSE_LABEL = EVENT_PREFIX + "cause"
+#: The daemon's role when it checked: ``active`` or ``standby`` (``lease.Role``'s values) under failover,
+#: :data:`SINGLE_MACHINE_ROLE` on a single machine. The alerts about the data match ``active`` and
+#: ``single`` alone (``state_events.RESPONSIBLE_ROLES``; docs/high-availability.md, "Alerts by role").
+ROLE_LABEL = EVENT_PREFIX + "role"
+SINGLE_MACHINE_ROLE = "single"
 
 
 def event(name: str) -> str:
