@@ -77,11 +77,16 @@ def test_a_year_of_folders_is_not_listed_to_find_the_newest(tmp_path: Path, monk
     for day in range(60):
         os.utime(tmp_path / f"2026-01-{day:03d}", (now - (60 - day) * DAY,) * 2)
     listed: list[str] = []
-    real = discovery.list_folder
-    monkeypatch.setattr(discovery, "list_folder", lambda p: (listed.append(p), real(p))[1])
+    real = os.scandir
+    # Every listing, whichever helper makes it (newest_files streams folders through _scan_entries,
+    # iter_newest and the walk use list_folder): counting one helper let newest_files list a year unseen.
+    monkeypatch.setattr(discovery.os, "scandir", lambda p: (listed.append(os.fspath(p)), real(p))[1])
     newest = newest_files(tmp_path, 2, tree=FolderTree(tmp_path))
     assert [Path(p).parent.name for p in newest] == ["2026-01-059", "2026-01-058"]
-    assert len(listed) <= 4, f"listed {len(listed)} of 61 folders: {listed}"
+    assert len(listed) <= 4, f"newest_files listed {len(listed)} of 61 folders: {listed[:4]} ..."
+    listed.clear()
+    assert list(islice(iter_newest(tmp_path, tree=FolderTree(tmp_path)), 2)) == newest
+    assert len(listed) <= 4, f"iter_newest listed {len(listed)} of 61 folders: {listed[:4]} ..."
 
 
 def test_the_folder_walk_is_one_stat_per_folder_until_something_changes(tmp_path: Path) -> None:
